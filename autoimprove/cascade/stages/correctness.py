@@ -1,0 +1,70 @@
+"""Correctness: is the candidate's final answer right and its reasoning complete?
+
+- `verdict`: the judge solves the problem itself first, then compares and answers [[Y]]/[[N]].
+- `agreement`: the model re-solves the original problem independently; a vote is yes when the
+  re-solve's extracted final answer equals the candidate's. Re-solves depend only on the seed,
+  not on the candidate, so vote number `wave` for a seed is drawn once and shared by all of that
+  seed's candidates (v re-solves per seed, not per candidate). The call is charged to the first
+  candidate that uses it.
+"""
+
+from __future__ import annotations
+
+from autoimprove.answers import answers_match, extract_answer
+from autoimprove.cascade.stages.base import (
+    JudgeContext,
+    load_prompt,
+    verdict_votes,
+    visible_solution,
+)
+from autoimprove.types import Candidate, Completion, Vote
+
+
+class CorrectnessStage:
+    name = "correctness"
+    calls_per_vote = 1
+
+    def __init__(self, ctx: JudgeContext, mode: str):
+        self.ctx = ctx
+        self.mode = mode
+        self.template = load_prompt("correctness")
+        self.resolves: dict[tuple[str, int], Completion] = {}
+
+    def _resolve(self, candidates: list[Candidate], wave: int) -> None:
+        missing: dict[str, str] = {}
+        for c in candidates:
+            if (c.seed_id, wave) not in self.resolves:
+                missing[c.seed_id] = c.prompt
+        replies = self.ctx.ask(list(missing.values()), wave, salt=5)
+        for seed_id, reply in zip(missing, replies, strict=True):
+            self.resolves[(seed_id, wave)] = reply
+
+    def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        if self.mode == "verdict":
+            replies = self.ctx.ask(
+                [self.template.format(question=c.prompt, solution=visible_solution(c)) for c in candidates],
+                wave,
+                salt=4,
+            )
+            return verdict_votes(self.name, candidates, wave, replies)
+        fresh = {c.seed_id for c in candidates if (c.seed_id, wave) not in self.resolves}
+        self._resolve(candidates, wave)
+        votes = []
+        for c in candidates:
+            reply = self.resolves[(c.seed_id, wave)]
+            charged = c.seed_id in fresh
+            fresh.discard(c.seed_id)
+            mine, theirs = extract_answer(c.text), extract_answer(reply.text)
+            votes.append(
+                Vote(
+                    seed_id=c.seed_id,
+                    candidate_index=c.index,
+                    stage=self.name,
+                    wave=wave,
+                    accept=answers_match(mine, theirs),
+                    text=f"[re-solve {wave}, answer {theirs}; candidate answer {mine}]\n{reply.text}",
+                    calls=1 if charged else 0,
+                    tokens=(reply.prompt_tokens + reply.completion_tokens) if charged else 0,
+                )
+            )
+        return votes

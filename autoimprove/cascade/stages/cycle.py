@@ -1,0 +1,85 @@
+"""Cycle consistency: can the question be recovered from the solution alone?
+
+One vote first asks the model to reconstruct the question from the candidate (the original is
+hidden), then checks the reconstruction against the original:
+- `verdict`: a second call compares the two questions and answers [[Y]]/[[N]] (two calls a vote);
+- `quantities`: every number given in the original must reappear in the reconstruction (one
+  call a vote). For small models a Y/N comparison carries no signal, a number check does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from autoimprove.answers import normalize_number
+from autoimprove.cascade.stages.base import (
+    JudgeContext,
+    load_prompt,
+    verdict_votes,
+    visible_solution,
+)
+from autoimprove.types import Candidate, Vote
+
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def numbers_in(text: str) -> set[str]:
+    """Canonical numbers mentioned in a text."""
+    found = (normalize_number(m) for m in _NUMBER.findall(text))
+    return {n for n in found if n is not None}
+
+
+class CycleStage:
+    name = "cycle"
+
+    def __init__(self, ctx: JudgeContext, mode: str):
+        self.ctx = ctx
+        self.mode = mode
+        self.calls_per_vote = 2 if mode == "verdict" else 1
+        self.infer_template = load_prompt("cycle_infer")
+        self.compare_template = load_prompt("cycle_compare")
+
+    def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        inferred = self.ctx.ask(
+            [self.infer_template.format(solution=visible_solution(c)) for c in candidates],
+            wave,
+            salt=1,
+        )
+        if self.mode == "quantities":
+            votes = []
+            for c, reply in zip(candidates, inferred, strict=True):
+                missing = numbers_in(c.prompt) - numbers_in(reply.text)
+                votes.append(
+                    Vote(
+                        seed_id=c.seed_id,
+                        candidate_index=c.index,
+                        stage=self.name,
+                        wave=wave,
+                        accept=not missing,
+                        text=reply.text
+                        + (f"\n[missing quantities: {sorted(missing)}]" if missing else ""),
+                        calls=1,
+                        tokens=reply.prompt_tokens + reply.completion_tokens,
+                    )
+                )
+            return votes
+        compared = self.ctx.ask(
+            [
+                self.compare_template.format(question=c.prompt, inferred=r.text)
+                for c, r in zip(candidates, inferred, strict=True)
+            ],
+            wave,
+            salt=2,
+        )
+        votes = verdict_votes(self.name, candidates, wave, compared, calls=2)
+        # Keep both calls' text and tokens on the vote: the reconstruction explains the verdict.
+        return [
+            Vote(
+                **{
+                    **v.__dict__,
+                    "text": f"[reconstructed question]\n{r.text}\n[comparison]\n{v.text}",
+                    "tokens": v.tokens + r.prompt_tokens + r.completion_tokens,
+                }
+            )
+            for v, r in zip(votes, inferred, strict=True)
+        ]

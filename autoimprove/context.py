@@ -1,0 +1,65 @@
+"""What every step is handed: the round, its policy, the workspace, the store and the champion.
+
+Steps read earlier steps' artifacts from `step_dir(...)` and write their own there; they never
+reach for globals. The workspace layout lives here so every module agrees on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autoimprove.policy import Policy
+from autoimprove.store import Store
+from autoimprove.types import ModelRef
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths inside a workspace folder."""
+
+    root: Path
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    def tracking_uri(self, override: str | None) -> str:
+        return override or f"sqlite:///{self.mlflow_db}"
+
+    def round_dir(self, round_id: int) -> Path:
+        return self.root / "rounds" / f"{round_id:05d}"
+
+    def step_dir(self, round_id: int, step: str) -> Path:
+        return self.round_dir(round_id) / step
+
+
+Progress = Callable[[str, int, int], None]
+"""progress(label, done, total): steps report long loops through this (rich bars or log lines)."""
+
+
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class RoundContext:
+    round_id: int
+    policy: Policy
+    workspace: Workspace
+    store: Store
+    base_dir: Path
+    champion: ModelRef
+    progress: Progress = field(default=_no_progress)
+
+    def step_dir(self, step: str) -> Path:
+        return self.workspace.step_dir(self.round_id, step)
