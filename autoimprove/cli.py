@@ -1,0 +1,244 @@
+"""The `autoimprove` command line (Typer): validate policies, run a round, inspect rounds.
+
+Errors a user can fix (a bad policy, a missing workspace, an unknown round) print one clear
+message and exit 2; everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autoimprove.context import Workspace
+from autoimprove.policy import Policy, PolicyError, load_policy
+from autoimprove.store import RoundRow, Store
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
+app.add_typer(policy_app, name="policy")
+console = Console()
+err = Console(stderr=True)
+
+PolicyOpt = Annotated[Path, typer.Option("--policy", "-p", help="Policy YAML file.")]
+WorkspaceOpt = Annotated[
+    Path, typer.Option("--workspace", "-w", help="Workspace folder (state, MLflow, artifacts).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _offline_env() -> None:
+    # No hub at run time: the embedded model and every task are local.
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _load(policy_path: Path) -> Policy:
+    try:
+        return load_policy(policy_path)
+    except PolicyError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(code=2) from None
+
+
+def _store(workspace: Path) -> Store:
+    ws = Workspace(workspace)
+    if not ws.state_db.is_file():
+        raise _fail(f"{workspace} is not an autoimprove workspace (no state.db); run a round first")
+    return Store(ws.state_db)
+
+
+@policy_app.command("validate")
+def policy_validate(path: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
+    """Check a policy file; list every error with its field path (exit 2 if any)."""
+    policy = _load(path)
+    console.print(f"{path}: ok (policy hash {policy.digest()})", highlight=False)
+
+
+@app.command("round")
+def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+    """Run exactly one round and print its summary."""
+    _offline_env()
+    logging.basicConfig(level=logging.WARNING)
+    loaded = _load(policy)
+    from autoimprove.rounds import run_round
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            key = label.split(" ")[0]
+            if key not in tasks:
+                tasks[key] = bars.add_task(label, total=total)
+            bars.update(tasks[key], description=label, completed=done, total=total)
+
+        outcome = run_round(loaded, Workspace(workspace), progress)
+    row = Store(Workspace(workspace).state_db).get_round(outcome.round_id)
+    assert row is not None
+    detail = round_detail(row, outcome.champion_version)
+    if as_json:
+        print(json.dumps(detail, indent=1))
+    else:
+        console.print(summary_table(detail))
+
+
+def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
+    """The JSON shape of one round (`show --json`)."""
+    summary = row.summary
+    gen = summary.get("generate", {})
+    ver = summary.get("verify", {})
+    trn = summary.get("train", {})
+    ev = summary.get("eval", {})
+    return {
+        "id": row.id,
+        "state": row.state,
+        "decision": row.decision,
+        "reason": row.reason,
+        "error": row.error,
+        "model_version": row.model_version,
+        "parent_version": row.parent_version,
+        "champion_version": champion_version,
+        "policy_hash": row.policy_hash,
+        "started_at": row.started_at.isoformat() if row.started_at else None,
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "seeds": gen.get("seeds"),
+        "pool": gen.get("pool"),
+        "funnel": ver.get("funnel", {"candidates": gen.get("candidates")} if gen else {}),
+        "judge_calls": ver.get("judge_calls"),
+        "judge_tokens": ver.get("judge_tokens"),
+        "calls_per_accepted": ver.get("calls_per_accepted"),
+        "judge_per_stage": ver.get("per_stage"),
+        "generation": {
+            k: gen.get(k) for k in ("generation_tokens", "generation_seconds", "generation_tokens_per_s")
+        },
+        "train": trn,
+        "eval": {
+            "task": ev.get("task"),
+            "champion": ev.get("champion"),
+            "candidate": ev.get("candidate"),
+        },
+        "gate": summary.get("gate"),
+    }
+
+
+def summary_table(d: dict) -> Table:
+    table = Table(title=f"Round {d['id']}: {d['state']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    funnel = d["funnel"] or {}
+    table.add_row("seeds used", str(d["seeds"]))
+    table.add_row("candidates generated", str(funnel.get("candidates")))
+    for key, value in funnel.items():
+        if key.startswith("passed_"):
+            table.add_row(f"  survived {key.removeprefix('passed_')}", str(value))
+    table.add_row("accepted samples", str(funnel.get("accepted")))
+    table.add_row("judge calls / tokens", f"{d['judge_calls']} / {d['judge_tokens']}")
+    if d["train"]:
+        table.add_row(
+            "training loss first → last",
+            f"{d['train'].get('loss_first'):.3f} → {d['train'].get('loss_last'):.3f}",
+        )
+    ev = d["eval"]
+    if ev.get("champion"):
+        table.add_row(
+            f"pass@1 on {ev['task']}",
+            f"champion {ev['champion']['pass_at_1']:.3f} vs candidate "
+            f"{ev['candidate']['pass_at_1']:.3f} (n={ev['candidate']['n']})",
+        )
+    table.add_row("decision", f"{d['decision']}: {d['reason']}")
+    table.add_row("registered version", str(d["model_version"]))
+    table.add_row("champion alias", f"version {d['champion_version']}" if d["champion_version"] else "base model (unset)")
+    return table
+
+
+def _registry_of(store: Store):  # noqa: ANN202 - Registry imported lazily (MLflow is slow to import)
+    rounds = store.list_rounds()
+    if not rounds:
+        return None, None
+    from autoimprove.policy import Policy as PolicyModel
+    from autoimprove.rounds import open_registry
+
+    policy = PolicyModel.model_validate_json(rounds[0].policy_json)
+    return open_registry(policy, Workspace(store_root(store))), policy.registry.model_name
+
+
+def store_root(store: Store) -> Path:
+    return Path(str(store.engine.url.database)).parent
+
+
+@app.command("status")
+def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+    """The champion and the rounds, newest first."""
+    _offline_env()
+    store = _store(workspace)
+    registry, name = _registry_of(store)
+    version = registry.champion().version if registry else None
+    rounds = store.list_rounds()
+    data = {
+        "champion": {"name": name, "version": version},
+        "rounds": [
+            {
+                "id": r.id,
+                "state": r.state,
+                "decision": r.decision,
+                "model_version": r.model_version,
+                "started_at": r.started_at.isoformat(),
+            }
+            for r in rounds
+        ],
+    }
+    if as_json:
+        print(json.dumps(data, indent=1))
+        return
+    console.print(f"champion: {name} version {version or 'base model'}", highlight=False)
+    table = Table("id", "state", "decision", "version", "started")
+    for r in data["rounds"]:
+        table.add_row(str(r["id"]), r["state"], str(r["decision"]), str(r["model_version"]), r["started_at"][:19])
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    round_id: Annotated[int, typer.Argument(help="Round id.")],
+    workspace: WorkspaceOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """One round in detail."""
+    _offline_env()
+    store = _store(workspace)
+    row = store.get_round(round_id)
+    if row is None:
+        raise _fail(f"no round {round_id} in {workspace}")
+    registry, _ = _registry_of(store)
+    detail = round_detail(row, registry.champion().version if registry else None)
+    if as_json:
+        print(json.dumps(detail, indent=1))
+    else:
+        console.print(summary_table(detail))

@@ -1,0 +1,79 @@
+"""The gate: exact McNemar, paired bootstrap, min_gain, and reasons that carry the numbers."""
+
+import pytest
+
+from autoimprove.gate import decide, mcnemar_exact, paired_bootstrap
+from autoimprove.policy import PromotionSection
+from autoimprove.types import EvalResult
+
+
+def result(correct: list[bool]) -> EvalResult:
+    ids = tuple(str(i) for i in range(len(correct)))
+    return EvalResult("t", len(correct), sum(correct) / len(correct), ids, tuple(correct))
+
+
+def test_mcnemar_known_values():
+    # Two-sided exact binomial on discordant pairs: b=10, c=0 -> 2 * 0.5**10.
+    assert mcnemar_exact(10, 0) == pytest.approx(2 * 0.5**10)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(3, 7) == mcnemar_exact(7, 3)
+    # 1 vs 0 discordant can never be significant.
+    assert mcnemar_exact(1, 0) == 1.0
+
+
+def test_clear_win_is_promoted():
+    champion = result([False] * 30 + [True] * 70)
+    candidate = result([True] * 30 + [True] * 70)
+    d = decide(champion, candidate, PromotionSection(min_gain=0.05, alpha=0.05))
+    assert d.promote
+    assert d.candidate_only_correct == 30 and d.champion_only_correct == 0
+    assert d.gain == pytest.approx(0.3)
+    assert "0.700" in d.reason and "1.000" in d.reason and d.reason.startswith("Promoted")
+
+
+def test_tie_is_rejected():
+    same = result([True, False] * 50)
+    d = decide(same, same, PromotionSection())
+    assert not d.promote
+    assert d.p_value == 1.0
+    assert "not significant" in d.reason
+
+
+def test_small_gain_not_significant():
+    champion = result([False] * 3 + [True] * 97)
+    candidate = result([True] * 3 + [True] * 97)  # 3 wins, 0 losses: p = 0.25
+    d = decide(champion, candidate, PromotionSection(alpha=0.05))
+    assert not d.promote
+    assert d.p_value == pytest.approx(0.25)
+
+
+def test_significant_but_below_min_gain():
+    champion = result([False] * 12 + [True] * 188)
+    candidate = result([True] * 12 + [True] * 188)
+    d = decide(champion, candidate, PromotionSection(min_gain=0.1, alpha=0.05))
+    assert d.p_value < 0.05
+    assert not d.promote
+    assert "below min_gain" in d.reason
+
+
+def test_regression_is_rejected():
+    champion = result([True] * 100)
+    candidate = result([False] * 40 + [True] * 60)
+    d = decide(champion, candidate, PromotionSection(min_gain=-1.0))
+    assert not d.promote
+    assert "significant regression" in d.reason
+
+
+def test_different_items_refused():
+    with pytest.raises(ValueError, match="different items"):
+        decide(result([True]), result([True, False]), PromotionSection())
+
+
+def test_paired_bootstrap_agrees_in_direction():
+    champion = tuple([False] * 30 + [True] * 70)
+    candidate = tuple([True] * 30 + [True] * 70)
+    assert paired_bootstrap(candidate, champion, samples=2000) < 0.01
+    assert paired_bootstrap(champion, champion) == 1.0
+    d = decide(result(list(champion)), result(list(candidate)), PromotionSection(test="bootstrap"))
+    assert d.promote and "bootstrap" in d.reason

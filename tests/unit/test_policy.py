@@ -1,0 +1,95 @@
+"""Policy validation: every shipped policy parses; bad files list every error with its path."""
+
+from pathlib import Path
+
+import pytest
+
+from autoimprove.policy import PolicyError, load_policy, parse_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "policies").glob("*.yaml"))
+
+
+def test_there_are_shipped_policies():
+    assert SHIPPED, "policies/ should ship at least one policy"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_policy_parses(path):
+    policy = load_policy(path)
+    # Relative paths resolve against the policy's own folder, not the cwd.
+    assert Path(policy.seeds.pool).is_absolute()
+    assert Path(policy.seeds.pool).exists(), f"{path.name}: seed pool {policy.seeds.pool} missing"
+
+
+MINIMAL = """
+seeds: {pool: pool.jsonl}
+cascade: {stages: [{type: correctness, mode: agreement, votes: 2}]}
+registry: {model_name: m}
+"""
+
+
+def test_minimal_policy_gets_defaults(tmp_path):
+    policy = parse_policy(MINIMAL, folder=tmp_path)
+    assert policy.seeds.pool == str(tmp_path / "pool.jsonl")
+    assert policy.generation.n == 4
+    assert policy.cascade.first_valid is True
+    assert policy.digest() == parse_policy(MINIMAL, folder=tmp_path).digest()
+
+
+def test_every_error_is_listed_with_its_field_path():
+    text = """
+seeds: {pool: x.jsonl, per_round: 0}
+generation: {temperature: 0}
+cascade:
+  stages:
+    - {type: cycle, mode: agreement}
+    - {type: bogus}
+training: {batch_size: 7, grad_accum: 2}
+registry: {model_name: "bad name"}
+surprise: 1
+"""
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, source="p.yaml")
+    errors = info.value.errors
+    paths = [e.split(":")[0] for e in errors]
+    assert paths == [
+        "seeds.per_round",
+        "generation.temperature",
+        "cascade.stages[0]",
+        "cascade.stages[1].type",
+        "training",
+        "registry.model_name",
+        "surprise",
+    ]
+    assert "choose one of verdict, quantities" in errors[2]
+    assert "divisible" in errors[4]
+    assert str(info.value).startswith("p.yaml: 7 error(s)")
+
+
+def test_python_tags_are_refused_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f'!!python/object/apply:os.system ["touch {marker}"]'
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text)
+    assert "python/object/apply" in str(info.value)
+    assert not marker.exists()
+
+
+def test_duplicate_stage_types_are_an_error():
+    text = MINIMAL.replace(
+        "[{type: correctness, mode: agreement, votes: 2}]",
+        "[{type: correctness}, {type: correctness, mode: agreement}]",
+    )
+    with pytest.raises(PolicyError, match="repeated: correctness"):
+        parse_policy(text)
+
+
+def test_missing_file_is_a_policy_error(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_non_mapping_is_a_policy_error():
+    with pytest.raises(PolicyError, match="mapping"):
+        parse_policy("- just\n- a list\n")

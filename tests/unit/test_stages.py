@@ -1,0 +1,105 @@
+"""Cascade stages judged by ScriptedBackend (a test double): parsing, modes, shared re-solves."""
+
+import re
+
+import pytest
+
+from autoimprove.cascade.stages import build_stage
+from autoimprove.cascade.stages.base import JudgeContext, parse_verdict
+from autoimprove.cascade.stages.cycle import numbers_in
+from autoimprove.cascade.voting import StageRule, run_cascade
+from autoimprove.types import Candidate
+from tests.scripted_backend import ScriptedBackend
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("looks fine [[Y]]", True),
+        ("[[Y]] at first... actually [[N]]", False),
+        ("[[n]]", False),
+        ("<think>[[N]]</think> verdict: [[Y]]", True),
+        ("<think>[[Y]]</think> no verdict", None),
+        ("Yes", None),
+    ],
+)
+def test_parse_verdict_takes_last_outside_think(text, expected):
+    assert parse_verdict(text) is expected
+
+
+def ctx(backend):
+    return JudgeContext(backend=backend, temperature=0.7, max_new_tokens=64)
+
+
+def test_verdict_mode_unparseable_is_a_no():
+    backend = ScriptedBackend(lambda prompt, s: "I think it is fine.")
+    stage = build_stage("factuality", "verdict", ctx(backend))
+    votes = stage.judge([Candidate("s", 0, "q", "a")], wave=0)
+    assert [v.accept for v in votes] == [False]
+
+
+def test_cycle_verdict_is_two_calls_per_vote():
+    def reply(prompt, sampling):
+        return "What is 2+2?" if "Reconstruct" in prompt else "same problem [[Y]]"
+
+    backend = ScriptedBackend(reply)
+    stage = build_stage("cycle", "verdict", ctx(backend))
+    votes = stage.judge([Candidate("s", 0, "What is 2+2?", "4"), Candidate("t", 0, "q", "b")], 0)
+    assert all(v.accept and v.calls == 2 for v in votes)
+    assert len(backend.calls) == 4
+
+
+def test_cycle_quantities_needs_every_original_number():
+    def reply(prompt, sampling):
+        # The reconstruction keeps 3 and 1,200 but drops 7 when the solution forgot it.
+        return "Tom buys 3 pens at 1,200 each." if "forgot" in prompt else "3 pens, 7 pencils, 1200"
+
+    backend = ScriptedBackend(reply)
+    stage = build_stage("cycle", "quantities", ctx(backend))
+    prompt = "Tom buys 3 pens and 7 pencils; pens cost 1,200. Total?"
+    ok, bad = stage.judge(
+        [Candidate("s", 0, prompt, "uses all"), Candidate("s", 1, prompt, "forgot one")], 0
+    )
+    assert ok.accept and ok.calls == 1
+    assert not bad.accept and "missing quantities: ['7']" in bad.text
+    assert numbers_in("1,200 and 3.50") == {"1200", "3.5"}
+
+
+def test_agreement_shares_resolves_per_seed_and_wave():
+    answers = {"qA": "The answer is 10.", "qB": "The answer is 5."}
+    backend = ScriptedBackend(lambda prompt, s: answers[prompt])
+    stage = build_stage("correctness", "agreement", ctx(backend))
+    batch = [
+        Candidate("A", 0, "qA", "so 10"),
+        Candidate("A", 1, "qA", "so 11"),
+        Candidate("B", 0, "qB", "the answer is 5"),
+    ]
+    votes = stage.judge(batch, wave=0)
+    assert [v.accept for v in votes] == [True, False, True]
+    assert len(backend.calls) == 2, "one re-solve per seed, shared by its candidates"
+    assert [v.calls for v in votes] == [1, 0, 1]
+    stage.judge(batch[:1], wave=0)
+    assert len(backend.calls) == 2, "a wave's re-solve is drawn once"
+    stage.judge(batch[:1], wave=1)
+    assert len(backend.calls) == 3
+
+
+def test_cascade_with_agreement_filters_wrong_answers():
+    # Re-solves always say 10; candidates answering 10 pass 3 unanimous votes, others stop at 1.
+    backend = ScriptedBackend(lambda prompt, s: "Thus the answer is 10.")
+    stage = build_stage("correctness", "agreement", ctx(backend))
+    candidates = [Candidate("A", j, "qA", f"answer is {a}") for j, a in enumerate([9, 10, 10])]
+    result = run_cascade(
+        candidates, [StageRule("correctness", 3)], lambda s, w, b: stage.judge(b, w)
+    )
+    assert [(v.accepted, v.skipped, v.rejected_at) for v in result.verdicts] == [
+        (False, False, "correctness"),
+        (True, False, None),
+        (False, True, None),
+    ]
+    assert len(backend.calls) == 3  # 3 re-solves for the one seed, nothing per candidate
+
+
+def test_unknown_stage_names_known_ones():
+    with pytest.raises(KeyError, match=re.escape("known: correctness, cycle, factuality")):
+        build_stage("vibes", "verdict", ctx(ScriptedBackend(lambda p, s: "")))
