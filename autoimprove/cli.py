@@ -47,6 +47,18 @@ def _offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def _quiet_libraries() -> None:
+    # The round prints its own summary; library progress bars and INFO lines drown it.
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    for name in ("lm_eval", "mlflow", "datasets", "peft", "trl", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code=2)
@@ -80,6 +92,7 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
     _offline_env()
     logging.basicConfig(level=logging.WARNING)
     loaded = _load(policy)
+    _quiet_libraries()
     from autoimprove.rounds import run_round
 
     with Progress(
@@ -172,7 +185,8 @@ def summary_table(d: dict) -> Table:
             f"champion {ev['champion']['pass_at_1']:.3f} vs candidate "
             f"{ev['candidate']['pass_at_1']:.3f} (n={ev['candidate']['n']})",
         )
-    table.add_row("decision", f"{d['decision']}: {d['reason']}")
+    table.add_row("decision", str(d["decision"]))
+    table.add_row("why", str(d["reason"]))
     table.add_row("registered version", str(d["model_version"]))
     table.add_row("champion alias", f"version {d['champion_version']}" if d["champion_version"] else "base model (unset)")
     return table

@@ -65,7 +65,11 @@ def evaluate_model(ref: ModelRef, evaluation: EvaluationSection, dtype: str, sys
 
     model, tokenizer = load_model(ref, dtype)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
-    manager = TaskManager(include_path=[str(p) for p in task_dirs(evaluation)])
+    # Indexing lm-eval's hundreds of built-in tasks costs seconds; skip it for a local task.
+    manager = TaskManager(
+        include_path=[str(p) for p in task_dirs(evaluation)],
+        include_defaults=_task_folder(evaluation) is None,
+    )
     results = simple_evaluate(
         model=lm,
         tasks=[evaluation.task],

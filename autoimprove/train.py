@@ -18,6 +18,7 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from autoimprove.artifacts import atomic_dir
@@ -82,6 +83,8 @@ def train_adapter(
             completion_only_loss=True,
             seed=cfg.seed,
             use_cpu=not torch.cuda.is_available(),
+            bf16=False,  # weights are already bf16 when the policy says so; no autocast on CPU
+            activation_checkpointing=False,  # TRL turns it on by default; LoRA on 0.5B needs none
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
@@ -91,6 +94,8 @@ def train_adapter(
             train_dataset=training_rows(rows, policy.model.system_prompt),
             processing_class=tokenizer,
         )
+        # Losses go to the round summary and MLflow, not to stdout.
+        trainer.remove_callback(PrinterCallback)
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started

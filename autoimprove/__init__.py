@@ -1,0 +1,9 @@
+"""autoimprove: an always-on service that improves an LLM from unlabeled seed prompts.
+
+It implements Self-Verified Distillation: each round the current champion writes several
+candidate solutions per seed prompt, judges them through a three-stage self-verification cascade,
+is fine-tuned (LoRA) on the survivors, and the result is promoted in an MLflow registry only if it
+beats the champion on held-out pass@1. See DESIGN.md for how the parts fit.
+"""
+
+__version__ = "0.1.0"
