@@ -1,0 +1,77 @@
+"""The transformers backend and LoRA training on a tiny locally built model (real TRL/PEFT)."""
+
+import torch
+from safetensors.torch import load_file
+
+from autoimprove.backends.base import user_turn
+from autoimprove.backends.hf import HFBackend
+from autoimprove.policy import parse_policy
+from autoimprove.train import train_adapter
+from autoimprove.types import ModelRef, Sampling
+
+PROMPTS = ["What is 3 plus 4?", "A farmer has 12 cows and sells 5. How many are left now?", "Hi"]
+
+
+def test_backend_returns_n_completions_with_token_counts(tiny_model_dir):
+    backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32", batch_size=4)
+    out = backend.chat([user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12))
+    assert [len(per) for per in out] == [3, 3, 3]
+    for per in out:
+        for c in per:
+            assert 1 <= c.completion_tokens <= 12
+            assert c.prompt_tokens > 5
+    # Sampling with the same seed is reproducible; a different seed gives different text.
+    again = backend.chat([user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12))
+    assert [[c.text for c in per] for per in again] == [[c.text for c in per] for per in out]
+    other = backend.chat(
+        [user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12, seed=9)
+    )
+    assert [[c.text for c in per] for per in other] != [[c.text for c in per] for per in out]
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_model_dir):
+    backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32", batch_size=8)
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=10)
+    batched = [per[0].text for per in backend.chat([user_turn(p) for p in PROMPTS], greedy)]
+    single = [backend.chat([user_turn(p)], greedy)[0][0].text for p in PROMPTS]
+    assert batched == single, "left padding must not change what a prompt generates"
+
+
+POLICY = """
+model: {dtype: float32}
+seeds: {pool: x.jsonl}
+cascade: {stages: [{type: correctness, mode: agreement, votes: 1}]}
+training: {epochs: 2, batch_size: 2, learning_rate: 0.001, lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}
+registry: {model_name: t}
+"""
+
+ROWS = [
+    {"prompt": "What is 2 + 2?", "completion": "2 + 2 = 4. The answer is 4."},
+    {"prompt": "What is 3 + 5?", "completion": "3 + 5 = 8. The answer is 8."},
+    {"prompt": "What is 6 - 1?", "completion": "6 - 1 = 5. The answer is 5."},
+]
+
+
+def _lora_b(adapter_dir):
+    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    return {k: v for k, v in tensors.items() if "lora_B" in k}
+
+
+def test_training_changes_lora_weights_and_writes_only_safetensors(tiny_model_dir, tmp_path):
+    policy = parse_policy(POLICY, folder=tmp_path)
+    first = tmp_path / "round1"
+    stats = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, first)
+    assert stats["train_rows"] == 3 and stats["train_steps"] == 4  # 2 epochs x ceil(3/2)
+    assert stats["loss_first"] is not None and stats["loss_last"] is not None
+    files = sorted(p.name for p in first.iterdir())
+    assert "adapter_model.safetensors" in files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    b1 = _lora_b(first)
+    assert b1 and all(torch.count_nonzero(t) > 0 for t in b1.values()), "LoRA B starts at zero"
+
+    # `continue` mode: round 2 starts from round 1's adapter and moves it further.
+    second = tmp_path / "round2"
+    train_adapter(ModelRef(str(tiny_model_dir), str(first)), ROWS, policy, second)
+    b2 = _lora_b(second)
+    assert b2.keys() == b1.keys()
+    assert any(not torch.equal(b1[k], b2[k]) for k in b1)
