@@ -26,7 +26,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
 app.add_typer(policy_app, name="policy")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one-line errors, never wrapped mid-path
 
 PolicyOpt = Annotated[Path, typer.Option("--policy", "-p", help="Policy YAML file.")]
 WorkspaceOpt = Annotated[

@@ -1,0 +1,160 @@
+"""Whole rounds through the CLI on tiny local models: real TRL, lm-eval, MLflow and SQLite."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoimprove.champion import Registry
+from autoimprove.cli import app
+
+runner = CliRunner()
+POOL_ROWS = [
+    {"id": f"s{i}", "prompt": f"Sam has {i + 3} pens and buys {i + 1} more. How many pens now?"}
+    for i in range(6)
+]
+
+
+def write_policy(folder: Path, base: Path, per_round: int = 3) -> Path:
+    pool = folder / "pool.jsonl"
+    lines = [json.dumps(r) for r in POOL_ROWS] + ["{broken", json.dumps({"id": "x", "prompt": ""})]
+    pool.write_text("\n".join(lines) + "\n")
+    policy = folder / "policy.yaml"
+    policy.write_text(
+        f"""
+model: {{base: {base}, dtype: float32}}
+seeds: {{pool: pool.jsonl, per_round: {per_round}}}
+generation: {{n: 2, max_new_tokens: 12, batch: 8}}
+cascade:
+  max_new_tokens: 12
+  stages:
+    - {{type: correctness, mode: agreement, votes: 2}}
+training: {{epochs: 1, batch_size: 2, lora: {{r: 4, alpha: 8}}}}
+evaluation: {{limit: 8, batch_size: 8, max_new_tokens: 12}}
+registry: {{model_name: tiny-test}}
+"""
+    )
+    return policy
+
+
+def invoke(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def two_rounds(answering_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("round")
+    policy = write_policy(folder, answering_model_dir)
+    ws = folder / "ws"
+    first = invoke("round", "--policy", str(policy), "--workspace", str(ws))
+    second = invoke("round", "--policy", str(policy), "--workspace", str(ws))
+    return ws, first, second
+
+
+def test_round_trains_evaluates_and_registers(two_rounds):
+    ws, first, _ = two_rounds
+    assert first["seeds"] == 3
+    assert first["pool"]["bad_rows"] == 2 and first["pool"]["loaded"] == 6
+    funnel = first["funnel"]
+    assert funnel["candidates"] == 6
+    # The model always answers 5 and so do its re-solves: every seed gets its first candidate.
+    assert funnel["accepted"] == 3 and funnel["seeds_with_accepted"] == 3
+    assert first["judge_calls"] == 6  # 2 shared re-solves per seed, not per candidate
+    assert first["train"]["train_rows"] == 3
+    ev = first["eval"]
+    assert ev["champion"]["n"] == ev["candidate"]["n"] == 8
+    assert first["decision"] in {"rejected", "promoted"}
+    assert first["model_version"] == "1"
+    assert "on 8 items" in first["reason"]
+
+
+def test_each_step_sealed_its_artifacts(two_rounds):
+    ws, first, _ = two_rounds
+    round_dir = ws / "rounds" / "00001"
+    for step in ("generate", "verify", "train", "evaluate"):
+        manifest = json.loads((round_dir / step / "MANIFEST.json").read_text())
+        assert manifest["files"], step
+    accepted = [json.loads(x) for x in (round_dir / "verify" / "accepted.jsonl").read_text().splitlines()]
+    assert {r["seed_id"] for r in accepted} <= {r["id"] for r in POOL_ROWS}
+    assert all(r["round"] == 1 and r["stages_passed"] == ["correctness"] for r in accepted)
+
+
+def test_seeds_are_not_reused_and_everything_is_stored(two_rounds):
+    ws, first, second = two_rounds
+    db = sqlite3.connect(ws / "state.db")
+    uses = db.execute("select seed_id, round_id from seed_use").fetchall()
+    assert len(uses) == 6 and len({s for s, _ in uses}) == 6
+    assert {r for _, r in uses} == {1, 2}
+    votes = db.execute("select count(*), sum(length(text) > 0) from votes where round_id = 1").fetchone()
+    assert votes[0] >= 6 and votes[1] == votes[0], "every vote keeps its text"
+    items = db.execute("select model, count(*) from eval_items where round_id = 1 group by model").fetchall()
+    assert dict(items) == {"candidate": 8, "champion": 8}
+    assert second["model_version"] == "2"
+
+
+def test_status_and_show_report_rounds_and_champion(two_rounds):
+    ws, first, second = two_rounds
+    status = invoke("status", "--workspace", str(ws))
+    assert [r["id"] for r in status["rounds"]] == [2, 1]
+    assert status["champion"]["name"] == "tiny-test"
+    shown = invoke("show", "1", "--workspace", str(ws))
+    for key in ("funnel", "judge_calls", "eval", "decision", "reason", "model_version"):
+        assert key in shown
+    assert shown["eval"]["candidate"]["pass_at_1"] == first["eval"]["candidate"]["pass_at_1"]
+
+
+def test_mlflow_run_and_version_carry_the_round(two_rounds):
+    ws, first, _ = two_rounds
+    registry = Registry(f"sqlite:///{ws}/mlflow/mlflow.db", "tiny-test")
+    mv = registry.client.get_model_version("tiny-test", "1")
+    assert mv.tags["round"] == "1" and mv.tags["parent_version"] == "base"
+    assert mv.tags["decision"] in {"promote", "reject"}
+    assert len(mv.tags["policy_hash"]) == 16
+    run = registry.client.get_run(mv.run_id)
+    assert run.data.metrics["eval.candidate.n"] == 8
+    assert run.data.metrics["verify.funnel.accepted"] == 3
+    assert run.data.params["registry.model_name"] == "tiny-test"
+    artifacts = {a.path for a in registry.client.list_artifacts(mv.run_id)}
+    assert {"adapter", "accepted_data", "eval_items"} <= artifacts
+    champion = status_champion(ws)
+    # The alias moves only on promotion.
+    assert champion == ("1" if first["decision"] == "promoted" else None)
+
+
+def status_champion(ws):
+    return invoke("status", "--workspace", str(ws))["champion"]["version"]
+
+
+def test_round_with_nothing_accepted_skips_training(tiny_model_dir, tmp_path):
+    # The random tiny model never states the same answer twice: nothing passes, nothing trains.
+    policy = write_policy(tmp_path, tiny_model_dir, per_round=2)
+    shown = invoke("round", "--policy", str(policy), "--workspace", str(tmp_path / "ws"))
+    assert shown["state"] == "REJECTED"
+    assert shown["funnel"]["accepted"] == 0
+    assert "training skipped" in shown["reason"]
+    assert shown["model_version"] is None
+    assert not (tmp_path / "ws" / "rounds" / "00001" / "train").exists()
+
+
+def test_policy_validate_cli(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: {pool: p.jsonl, per_round: -1}\ncascade: {stages: []}\nbogus: 1\n")
+    result = runner.invoke(app, ["policy", "validate", str(bad)])
+    assert result.exit_code == 2
+    for path in ("seeds.per_round", "cascade.stages", "registry", "bogus"):
+        assert path in result.output
+    good = Path(__file__).resolve().parents[2] / "policies" / "quickstart.yaml"
+    ok = runner.invoke(app, ["policy", "validate", str(good)])
+    assert ok.exit_code == 0 and "ok" in ok.output
+
+
+def test_show_unknown_round_is_a_clean_error(two_rounds):
+    ws, *_ = two_rounds
+    result = runner.invoke(app, ["show", "99", "--workspace", str(ws)])
+    assert result.exit_code == 2 and "no round 99" in result.output
+    result = runner.invoke(app, ["status", "--workspace", str(ws / "nope")])
+    assert result.exit_code == 2 and "not an autoimprove workspace" in result.output
