@@ -65,7 +65,9 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
         p = paired_bootstrap(candidate.correct, champion.correct)
         test = "paired bootstrap"
     gain_ok = gain >= policy.min_gain
-    significant = p <= policy.alpha
+    # Two-sided p, but only a significant *improvement* counts: a significant regression
+    # must never pass a gate whose min_gain happens to be negative.
+    significant = p <= policy.alpha and cand_only > champ_only
     promote = gain_ok and significant
     numbers = (
         f"candidate {candidate.pass_at_1:.3f} vs champion {champion.pass_at_1:.3f} on {n} items "
@@ -75,6 +77,8 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
         reason = f"Promoted: {numbers} meets min_gain {policy.min_gain:+.3f} and alpha {policy.alpha}."
     elif not gain_ok:
         reason = f"Rejected: {numbers} is below min_gain {policy.min_gain:+.3f}."
+    elif p <= policy.alpha:
+        reason = f"Rejected: {numbers} is a significant regression."
     else:
         reason = f"Rejected: {numbers} is not significant at alpha {policy.alpha}."
     return GateDecision(
