@@ -149,7 +149,8 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
         "calls_per_accepted": ver.get("calls_per_accepted"),
         "judge_per_stage": ver.get("per_stage"),
         "generation": {
-            k: gen.get(k) for k in ("generation_tokens", "generation_seconds", "generation_tokens_per_s")
+            k: gen.get(k)
+            for k in ("generation_tokens", "generation_seconds", "generation_tokens_per_s")
         },
         "train": trn,
         "eval": {
@@ -158,6 +159,7 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
             "candidate": ev.get("candidate"),
         },
         "gate": summary.get("gate"),
+        "wall_seconds": summary.get("wall_seconds"),
     }
 
 
@@ -188,7 +190,10 @@ def summary_table(d: dict) -> Table:
     table.add_row("decision", str(d["decision"]))
     table.add_row("why", str(d["reason"]))
     table.add_row("registered version", str(d["model_version"]))
-    table.add_row("champion alias", f"version {d['champion_version']}" if d["champion_version"] else "base model (unset)")
+    table.add_row(
+        "champion alias",
+        f"version {d['champion_version']}" if d["champion_version"] else "base model (unset)",
+    )
     return table
 
 
@@ -234,7 +239,13 @@ def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     console.print(f"champion: {name} version {version or 'base model'}", highlight=False)
     table = Table("id", "state", "decision", "version", "started")
     for r in data["rounds"]:
-        table.add_row(str(r["id"]), r["state"], str(r["decision"]), str(r["model_version"]), r["started_at"][:19])
+        table.add_row(
+            str(r["id"]),
+            r["state"],
+            str(r["decision"]),
+            str(r["model_version"]),
+            r["started_at"][:19],
+        )
     console.print(table)
 
 

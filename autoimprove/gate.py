@@ -52,7 +52,8 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
     if champion.item_ids != candidate.item_ids:
         raise ValueError(
             "champion and candidate were evaluated on different items "
-            f"({len(champion.item_ids)} vs {len(candidate.item_ids)}); the paired test needs the same"
+            f"({len(champion.item_ids)} vs {len(candidate.item_ids)} items); the paired test needs "
+            "the same items"
         )
     n = candidate.n
     cand_only = sum(c and not h for c, h in zip(candidate.correct, champion.correct, strict=True))
@@ -74,7 +75,9 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
         f"(gain {gain:+.3f}, {cand_only} won / {champ_only} lost, {test} p={p:.3g})"
     )
     if promote:
-        reason = f"Promoted: {numbers} meets min_gain {policy.min_gain:+.3f} and alpha {policy.alpha}."
+        reason = (
+            f"Promoted: {numbers} meets min_gain {policy.min_gain:+.3f} and alpha {policy.alpha}."
+        )
     elif not gain_ok:
         reason = f"Rejected: {numbers} is below min_gain {policy.min_gain:+.3f}."
     elif p <= policy.alpha:

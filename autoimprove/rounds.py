@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def resolve_base(policy: Policy) -> tuple[Path, str]:
         return embedded_model_dir(), EMBEDDED_MODEL_ID
     path = Path(policy.model.base)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"model.base {path} is not a transformers model folder (no config.json)")
+        raise FileNotFoundError(
+            f"model.base {path} is not a transformers model folder (no config.json)"
+        )
     return path, str(path)
 
 
@@ -62,16 +65,16 @@ def _metrics(summary: dict) -> dict[str, float]:
         if isinstance(value, dict):
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else key, inner)
-        elif isinstance(value, bool):
-            out[prefix] = float(value)
-        elif isinstance(value, int | float):
+        elif isinstance(value, bool | int | float):
             out[prefix] = float(value)
 
     walk("", summary)
     return out
 
 
-def run_round(policy: Policy, workspace: Workspace, progress: Progress | None = None) -> RoundOutcome:
+def run_round(
+    policy: Policy, workspace: Workspace, progress: Progress | None = None
+) -> RoundOutcome:
     """Run one complete round; the store records every transition."""
     workspace.root.mkdir(parents=True, exist_ok=True)
     store = Store(workspace.state_db)
@@ -107,13 +110,27 @@ def _drive(ctx: RoundContext, registry: Registry, base_name: str) -> RoundOutcom
     parent = ctx.champion.version
 
     def finish(state: str, decision: str, reason: str, version: str | None) -> RoundOutcome:
-        store.update_round(round_id, state=state, decision=decision, reason=reason, model_version=version)
+        store.update_round(
+            round_id, state=state, decision=decision, reason=reason, model_version=version
+        )
         return RoundOutcome(round_id, state, decision, reason, version, registry.champion().version)
 
-    summary = generate.run(ctx)
-    store.update_round(round_id, state=RoundState.GENERATED, summary={"generate": summary})
-    summary = verify.run(ctx)
-    store.update_round(round_id, state=RoundState.VERIFIED, summary={"verify": summary})
+    walls: dict[str, float] = {}
+
+    def timed(step: str, fn, *args):  # noqa: ANN001, ANN202 - thin wrapper over step entry points
+        started = time.perf_counter()
+        result = fn(*args)
+        walls[step] = round(time.perf_counter() - started, 2)
+        return result
+
+    summary = timed("generate", generate.run, ctx)
+    store.update_round(
+        round_id, state=RoundState.GENERATED, summary={"generate": summary, "wall_seconds": walls}
+    )
+    summary = timed("verify", verify.run, ctx)
+    store.update_round(
+        round_id, state=RoundState.VERIFIED, summary={"verify": summary, "wall_seconds": walls}
+    )
 
     run_id = registry.start_round_run(round_id, json.loads(policy.model_dump_json()))
     registry.log_artifacts(run_id, ctx.step_dir(verify.STEP), "accepted_data")
@@ -127,18 +144,22 @@ def _drive(ctx: RoundContext, registry: Registry, base_name: str) -> RoundOutcom
         registry.finish_run(run_id)
         return finish(RoundState.REJECTED, "rejected", reason, None)
 
-    summary = train.run(ctx, accepted)
-    store.update_round(round_id, state=RoundState.TRAINED, summary={"train": summary})
+    summary = timed("train", train.run, ctx, accepted)
+    store.update_round(
+        round_id, state=RoundState.TRAINED, summary={"train": summary, "wall_seconds": walls}
+    )
     candidate_ref = ModelRef(str(ctx.base_dir), str(train.adapter_dir(ctx)), None)
 
-    champ_eval, cand_eval, timings = evaluate.run(ctx, candidate_ref)
+    champ_eval, cand_eval, timings = timed("evaluate", evaluate.run, ctx, candidate_ref)
     eval_summary = {
         "task": policy.evaluation.task,
         "champion": {"pass_at_1": champ_eval.pass_at_1, "n": champ_eval.n},
         "candidate": {"pass_at_1": cand_eval.pass_at_1, "n": cand_eval.n},
         **timings,
     }
-    store.update_round(round_id, state=RoundState.EVALUATED, summary={"eval": eval_summary})
+    store.update_round(
+        round_id, state=RoundState.EVALUATED, summary={"eval": eval_summary, "wall_seconds": walls}
+    )
 
     decision = gate.decide(champ_eval, cand_eval, policy.promotion)
     store.update_round(

@@ -16,7 +16,9 @@ class ScriptedBackend:
         self.reply = reply
         self.calls: list[str] = []
 
-    def chat(self, conversations: Sequence[Sequence[dict]], sampling: Sampling) -> list[list[Completion]]:
+    def chat(
+        self, conversations: Sequence[Sequence[dict]], sampling: Sampling
+    ) -> list[list[Completion]]:
         out = []
         for conversation in conversations:
             prompt = conversation[-1]["content"]

@@ -80,8 +80,7 @@ def run_cascade(
     by_key = {_key(c): c for c in candidates}
     if len(by_key) != len(candidates):
         raise ValueError("candidates must have unique (seed_id, index) pairs")
-    for c in candidates:
-        entered[stages[0].name] += 1
+    entered[stages[0].name] = len(candidates)
 
     def live() -> list[Candidate]:
         return [c for c in candidates if _key(c) not in final]
@@ -110,7 +109,9 @@ def run_cascade(
         for (s, wave), batch in sorted(groups.items()):
             votes = ask(s, wave, batch)
             if len(votes) != len(batch):
-                raise ValueError(f"stage {stages[s].name}: asked {len(batch)} votes, got {len(votes)}")
+                raise ValueError(
+                    f"stage {stages[s].name}: asked {len(batch)} votes, got {len(votes)}"
+                )
             all_votes.extend(votes)
             for c, vote in zip(batch, votes, strict=True):
                 k = _key(c)
@@ -148,7 +149,9 @@ def run_cascade(
         verdicts = [
             v
             if not v.accepted or best_accepted[v.seed_id] == v.candidate_index
-            else Verdict(v.seed_id, v.candidate_index, False, skipped=True, stages_passed=v.stages_passed)
+            else Verdict(
+                v.seed_id, v.candidate_index, False, skipped=True, stages_passed=v.stages_passed
+            )
             for v in verdicts
         ]
     return CascadeResult(verdicts=verdicts, votes=all_votes, entered=entered, passed=passed)

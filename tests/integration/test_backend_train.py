@@ -14,14 +14,18 @@ PROMPTS = ["What is 3 plus 4?", "A farmer has 12 cows and sells 5. How many are 
 
 def test_backend_returns_n_completions_with_token_counts(tiny_model_dir):
     backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32", batch_size=4)
-    out = backend.chat([user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12))
+    out = backend.chat(
+        [user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12)
+    )
     assert [len(per) for per in out] == [3, 3, 3]
     for per in out:
         for c in per:
             assert 1 <= c.completion_tokens <= 12
             assert c.prompt_tokens > 5
     # Sampling with the same seed is reproducible; a different seed gives different text.
-    again = backend.chat([user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12))
+    again = backend.chat(
+        [user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12)
+    )
     assert [[c.text for c in per] for per in again] == [[c.text for c in per] for per in out]
     other = backend.chat(
         [user_turn(p) for p in PROMPTS], Sampling(n=3, temperature=1.0, max_new_tokens=12, seed=9)
@@ -41,7 +45,11 @@ POLICY = """
 model: {dtype: float32}
 seeds: {pool: x.jsonl}
 cascade: {stages: [{type: correctness, mode: agreement, votes: 1}]}
-training: {epochs: 2, batch_size: 2, learning_rate: 0.001, lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}
+training:
+  epochs: 2
+  batch_size: 2
+  learning_rate: 0.001
+  lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}
 registry: {model_name: t}
 """
 

@@ -53,8 +53,11 @@ def test_duplicates_and_contamination_dropped(tmp_path):
 def test_missing_or_repeated_ids_get_stable_ones(tmp_path):
     pool = write(
         tmp_path / "p.jsonl",
-        [json.dumps({"prompt": "alpha beta"}), json.dumps({"id": "x", "prompt": "gamma"}),
-         json.dumps({"id": "x", "prompt": "delta"})],
+        [
+            json.dumps({"prompt": "alpha beta"}),
+            json.dumps({"id": "x", "prompt": "gamma"}),
+            json.dumps({"id": "x", "prompt": "delta"}),
+        ],
     )
     seeds, _ = load_pool(pool)
     assert seeds[0].id.startswith("sha-") and seeds[1].id == "x" and seeds[2].id.startswith("sha-")

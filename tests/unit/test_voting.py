@@ -18,7 +18,12 @@ def scenario(draw):
     stages = [
         StageRule(name, draw(st.integers(1, 4)), draw(st.sampled_from(["unanimous", "majority"])))
         for name in draw(
-            st.lists(st.sampled_from(["cycle", "factuality", "correctness"]), min_size=1, max_size=3, unique=True)
+            st.lists(
+                st.sampled_from(["cycle", "factuality", "correctness"]),
+                min_size=1,
+                max_size=3,
+                unique=True,
+            )
         )
     ]
     # A fixed table of vote outcomes: the same votes for lazy and naive voting.

@@ -42,7 +42,10 @@ class CorrectnessStage:
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
         if self.mode == "verdict":
             replies = self.ctx.ask(
-                [self.template.format(question=c.prompt, solution=visible_solution(c)) for c in candidates],
+                [
+                    self.template.format(question=c.prompt, solution=visible_solution(c))
+                    for c in candidates
+                ],
                 wave,
                 salt=4,
             )
@@ -62,7 +65,7 @@ class CorrectnessStage:
                     stage=self.name,
                     wave=wave,
                     accept=answers_match(mine, theirs),
-                    text=f"[re-solve {wave}, answer {theirs}; candidate answer {mine}]\n{reply.text}",
+                    text=f"[re-solve {wave}: {theirs}; candidate: {mine}]\n{reply.text}",
                     calls=1 if charged else 0,
                     tokens=(reply.prompt_tokens + reply.completion_tokens) if charged else 0,
                 )

@@ -25,7 +25,10 @@ class FactualityStage:
 
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
         replies = self.ctx.ask(
-            [self.template.format(question=c.prompt, solution=visible_solution(c)) for c in candidates],
+            [
+                self.template.format(question=c.prompt, solution=visible_solution(c))
+                for c in candidates
+            ],
             wave,
             salt=3,
         )

@@ -1,0 +1,18 @@
+# CPU image: the embedded default model, offline. Build: docker build -t autoimprove .
+# Run one round: docker run --rm -v $PWD/ws:/ws autoimprove round --policy policies/quickstart.yaml --workspace /ws
+FROM python:3.11-slim
+ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true \
+    AUTOIMPROVE_CACHE=/opt/autoimprove-cache
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# The CPU torch wheel first: an unpinned torch would pull a multi-GB CUDA build.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY autoimprove ./autoimprove
+COPY policies ./policies
+COPY seeds ./seeds
+RUN pip install .
+# Convert the embedded model once at build time so containers start ready.
+RUN python -c "from autoimprove.embedded import embedded_model_dir; print(embedded_model_dir())"
+ENTRYPOINT ["autoimprove"]
+CMD ["--help"]

@@ -1,0 +1,87 @@
+"""One end-to-end round on the embedded Qwen2.5-Coder-0.5B model with a small policy.
+
+Checks the figures the round stores against each other and against the raw per-item rows: the
+funnel adds up, the judge budget matches the stored votes, pass@1 equals the mean of the stored
+per-item correctness, and the decision is what the gate says about those items.
+"""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoimprove.cli import app
+from autoimprove.gate import decide
+from autoimprove.policy import PromotionSection
+from autoimprove.types import EvalResult
+
+ROOT = Path(__file__).resolve().parents[2]
+
+POLICY = f"""
+model: {{base: embedded}}
+seeds: {{pool: {ROOT / "seeds" / "arith_pool.jsonl"}, per_round: 6}}
+generation: {{n: 3, temperature: 0.8, max_new_tokens: 200, batch: 18}}
+cascade:
+  temperature: 0.8
+  max_new_tokens: 200
+  stages:
+    - {{type: cycle, mode: quantities, votes: 1}}
+    - {{type: correctness, mode: agreement, votes: 2}}
+training: {{epochs: 1, batch_size: 4, max_length: 384}}
+evaluation: {{limit: 12, batch_size: 12, max_new_tokens: 200}}
+registry: {{model_name: e2e}}
+"""
+
+
+@pytest.mark.slow
+def test_round_on_embedded_model(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    ws = tmp_path / "ws"
+    result = CliRunner().invoke(
+        app,
+        ["round", "--policy", str(policy), "--workspace", str(ws), "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    funnel = shown["funnel"]
+    assert shown["seeds"] == 6 and funnel["candidates"] == 18
+    assert funnel["candidates"] >= funnel["passed_cycle"] >= funnel["passed_correctness"]
+    assert funnel["accepted"] == funnel["seeds_with_accepted"] <= 6
+
+    db = sqlite3.connect(ws / "state.db")
+    calls, tokens = db.execute(
+        "select sum(calls), sum(tokens) from votes where round_id = 1"
+    ).fetchone()
+    assert shown["judge_calls"] == calls > 0 and shown["judge_tokens"] == tokens > 0
+    texts = db.execute("select text from candidates where round_id = 1").fetchall()
+    assert len(texts) == 18 and sum(len(t) > 20 for (t,) in texts) >= 15, (
+        "the model wrote solutions"
+    )
+
+    if funnel["accepted"] == 0:
+        assert shown["state"] == "REJECTED" and "training skipped" in shown["reason"]
+        return
+    assert shown["train"]["train_rows"] == funnel["accepted"]
+    assert shown["train"]["loss_first"] > 0
+    per_model = {}
+    for model in ("champion", "candidate"):
+        rows = db.execute(
+            "select item_id, correct from eval_items "
+            "where round_id = 1 and model = ? order by item_id",
+            (model,),
+        ).fetchall()
+        assert len(rows) == 12
+        ids, correct = zip(*rows, strict=True)
+        pass_at_1 = sum(correct) / 12
+        assert shown["eval"][model] == {"pass_at_1": pass_at_1, "n": 12}
+        per_model[model] = EvalResult("t", 12, pass_at_1, ids, tuple(bool(c) for c in correct))
+    # A base 0.5B model solves some of these two-to-four-step problems, not none and not all.
+    assert 0 < per_model["champion"].pass_at_1 < 1
+    expected = decide(per_model["champion"], per_model["candidate"], PromotionSection())
+    assert expected.reason in shown["reason"]
+    assert shown["model_version"] == "1"
+    assert shown["decision"] == ("promoted" if expected.promote else "rejected")
