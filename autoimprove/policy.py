@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -27,8 +27,9 @@ class ModelSection(_Strict):
     base: str = Field(EMBEDDED, min_length=1)
     """The base model: `embedded` (the packaged Qwen2.5-Coder-0.5B-Instruct) or a local
     directory holding a transformers model in safetensors."""
-    dtype: Literal["bfloat16", "float32"] = "bfloat16"
-    """Weights dtype on the CPU. bf16 was 2-3.5x faster than fp32 on the reference machine."""
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    """Weights dtype. `auto`: bfloat16 on a GPU or a CPU with native bf16 (AVX512-BF16/AMX),
+    float32 otherwise: on an AVX2-only CPU bf16 matmuls are emulated and measured 5x slower."""
     system_prompt: str | None = None
     """Optional system message put before every generation and evaluation prompt."""
 
@@ -244,7 +245,9 @@ def _resolve_paths(policy: Policy, folder: Path) -> Policy:
     seeds = policy.seeds.model_copy(update={"pool": resolve(policy.seeds.pool)})
     evaluation = policy.evaluation
     if evaluation.include_path:
-        evaluation = evaluation.model_copy(update={"include_path": resolve(evaluation.include_path)})
+        evaluation = evaluation.model_copy(
+            update={"include_path": resolve(evaluation.include_path)}
+        )
     return policy.model_copy(update={"model": model, "seeds": seeds, "evaluation": evaluation})
 
 

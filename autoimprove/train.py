@@ -22,6 +22,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from autoimprove.artifacts import atomic_dir
+from autoimprove.backends.hf import resolve_dtype
 from autoimprove.context import RoundContext
 from autoimprove.policy import Policy
 from autoimprove.types import ModelRef
@@ -48,7 +49,7 @@ def train_adapter(
 ) -> dict[str, object]:
     """Train a LoRA adapter on `rows` starting from `start`; save it into `out_dir`."""
     cfg = policy.training
-    dtype = torch.bfloat16 if policy.model.dtype == "bfloat16" else torch.float32
+    dtype = resolve_dtype(policy.model.dtype)
     tokenizer = AutoTokenizer.from_pretrained(start.base_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -114,7 +115,9 @@ def train_adapter(
 def run(ctx: RoundContext, accepted: list[dict]) -> dict:
     with atomic_dir(ctx.step_dir(STEP)) as out:
         stats = train_adapter(ctx.champion, accepted, ctx.policy, out / "adapter")
-        unsafe = [p.name for p in (out / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")]
+        unsafe = [
+            p.name for p in (out / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")
+        ]
         assert not unsafe, f"training wrote pickle weights {unsafe}; only safetensors are allowed"
         (out / "losses.json").write_text(json.dumps(stats["losses"]))
     return {k: v for k, v in stats.items() if k != "losses"}

@@ -21,13 +21,30 @@ from autoimprove.types import Completion, ModelRef, Sampling
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
-def load_model(ref: ModelRef, dtype: str = "bfloat16") -> tuple[PreTrainedModel, object]:
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()  # noqa: SIM115 - one small read
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """The torch dtype for a policy's `model.dtype` (`auto` picks what is fast here)."""
+    if name != "auto":
+        return _DTYPES[name]
+    if torch.cuda.is_available() or _cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_model(ref: ModelRef, dtype: str = "auto") -> tuple[PreTrainedModel, object]:
     """Base model (+ adapter merged in) and its tokenizer, in eval mode, left padding."""
     tokenizer = AutoTokenizer.from_pretrained(ref.base_dir)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(ref.base_dir, dtype=_DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(ref.base_dir, dtype=resolve_dtype(dtype))
     if ref.adapter_dir:
         from peft import PeftModel
 
@@ -42,7 +59,7 @@ class HFBackend:
     def __init__(
         self,
         ref: ModelRef,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         batch_size: int = 16,
         progress: Callable[[int], None] | None = None,
     ):
@@ -89,7 +106,9 @@ class HFBackend:
             if sampling.temperature > 0:
                 # Distinct per batch so repeated calls (votes, waves) draw independent samples.
                 torch.manual_seed(sampling.seed * 1_000_003 + start)
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+                kwargs.update(
+                    do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p
+                )
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             generated = self.model.generate(
