@@ -67,6 +67,7 @@ class Registry:
         if (target / "adapter" / "adapter_config.json").is_file():
             return target / "adapter"
         target.mkdir(parents=True, exist_ok=True)
+        assert mv.run_id, f"version {version} of {self.model_name} has no run to download from"
         local = self.client.download_artifacts(mv.run_id, "adapter", str(target))
         return Path(local)
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from autoimprove.context import Workspace
@@ -104,7 +104,7 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
         transient=True,
         disable=not sys.stderr.isatty(),
     ) as bars:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(label: str, done: int, total: int) -> None:
             key = label.split(" ")[0]
@@ -238,13 +238,9 @@ def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
         return
     console.print(f"champion: {name} version {version or 'base model'}", highlight=False)
     table = Table("id", "state", "decision", "version", "started")
-    for r in data["rounds"]:
+    for r in rounds:
         table.add_row(
-            str(r["id"]),
-            r["state"],
-            str(r["decision"]),
-            str(r["model_version"]),
-            r["started_at"][:19],
+            str(r.id), r.state, str(r.decision), str(r.model_version), r.started_at.isoformat()[:19]
         )
     console.print(table)
 

@@ -13,7 +13,12 @@ import gc
 from collections.abc import Callable, Sequence
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from autoimprove.backends.base import Message
 from autoimprove.types import Completion, ModelRef, Sampling
@@ -38,7 +43,9 @@ def resolve_dtype(name: str) -> torch.dtype:
     return torch.float32
 
 
-def load_model(ref: ModelRef, dtype: str = "auto") -> tuple[PreTrainedModel, object]:
+def load_model(
+    ref: ModelRef, dtype: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Base model (+ adapter merged in) and its tokenizer, in eval mode, left padding."""
     tokenizer = AutoTokenizer.from_pretrained(ref.base_dir)
     tokenizer.padding_side = "left"
@@ -77,9 +84,11 @@ class HFBackend:
         return ids
 
     def render(self, conversation: Sequence[Message]) -> str:
-        return self.tokenizer.apply_chat_template(
+        text = self.tokenizer.apply_chat_template(
             list(conversation), tokenize=False, add_generation_prompt=True
         )
+        assert isinstance(text, str), "tokenize=False must render the conversation to text"
+        return text
 
     @torch.inference_mode()
     def chat(
