@@ -57,7 +57,9 @@ def heldout_ngrams(evaluation: EvaluationSection, n: int) -> set[tuple[str, ...]
     return grams
 
 
-def evaluate_model(ref: ModelRef, evaluation: EvaluationSection, dtype: str, system_prompt: str | None) -> EvalResult:
+def evaluate_model(
+    ref: ModelRef, evaluation: EvaluationSection, dtype: str, system_prompt: str | None
+) -> EvalResult:
     """Greedy pass@1 of one model on the policy's held-out task, per item."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -109,10 +111,14 @@ def run(ctx: RoundContext, candidate: ModelRef) -> tuple[EvalResult, EvalResult,
     policy = ctx.policy
     timings = {}
     started = time.perf_counter()
-    champion = evaluate_model(ctx.champion, policy.evaluation, policy.model.dtype, policy.model.system_prompt)
+    champion = evaluate_model(
+        ctx.champion, policy.evaluation, policy.model.dtype, policy.model.system_prompt
+    )
     timings["eval_champion_seconds"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    challenger = evaluate_model(candidate, policy.evaluation, policy.model.dtype, policy.model.system_prompt)
+    challenger = evaluate_model(
+        candidate, policy.evaluation, policy.model.dtype, policy.model.system_prompt
+    )
     timings["eval_candidate_seconds"] = round(time.perf_counter() - started, 2)
     with atomic_dir(ctx.step_dir(STEP)) as out:
         write_jsonl(out / "champion.jsonl", _rows(champion))

@@ -62,6 +62,7 @@ def run(ctx: RoundContext) -> dict:
             top_p=gen.top_p,
             max_new_tokens=gen.max_new_tokens,
             seed=ctx.round_id,
+            stop_at_answer=gen.stop_at_answer,
         )
         conversations = [user_turn(s.prompt, policy.model.system_prompt) for s in seeds]
         outputs = backend.chat(conversations, sampling)

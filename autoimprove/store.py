@@ -143,7 +143,9 @@ class Store:
         with Session(self.engine) as s:
             return list(s.exec(select(RoundRow).order_by(RoundRow.id.desc())))  # type: ignore[union-attr]
 
-    def update_round(self, round_id: int, summary: dict[str, Any] | None = None, **fields: Any) -> None:
+    def update_round(
+        self, round_id: int, summary: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
         """Set fields and merge `summary` keys into the round's summary, in one transaction."""
         with Session(self.engine) as s:
             row = s.get(RoundRow, round_id)

@@ -37,6 +37,7 @@ class Sampling:
     top_p: float = 1.0
     max_new_tokens: int = 256
     seed: int = 0
+    stop_at_answer: bool = False
 
 
 @dataclass(frozen=True)

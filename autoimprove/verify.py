@@ -56,6 +56,7 @@ def run(ctx: RoundContext) -> dict:
         max_new_tokens=cascade.max_new_tokens,
         seed=ctx.round_id,
         system_prompt=policy.model.system_prompt,
+        stop_at_answer=policy.generation.stop_at_answer,
     )
     stages = [build_stage(s.type, s.mode, judge) for s in cascade.stages]
     rules = [StageRule(s.type, s.votes, s.rule) for s in cascade.stages]

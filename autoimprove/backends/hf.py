@@ -10,6 +10,7 @@ of batch 1 on 2 CPU cores).
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -18,10 +19,37 @@ from transformers import (
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
 )
 
 from autoimprove.backends.base import Message
 from autoimprove.types import Completion, ModelRef, Sampling
+
+# "the answer is 42." -- a complete number followed by something that is not part of it.
+_STATED_ANSWER = re.compile(r"answer is[:\s]*\$?\s*-?\d[\d,]*(?:\.\d+)?(?:[^\d,.]|[.,]\D)", re.I)
+
+
+class AnswerStop(StoppingCriteria):
+    """Stop each sequence once it has stated "the answer is N": the rest is padding cost.
+
+    Decodes only the tail of each row, so the check stays cheap next to a forward pass.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_width: int, tail: int = 16):
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.tail = tail
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: object, **kwargs: object
+    ) -> torch.BoolTensor:
+        generated = input_ids[:, self.prompt_width :]
+        start = max(0, generated.shape[1] - self.tail)
+        texts = self.tokenizer.batch_decode(generated[:, start:], skip_special_tokens=True)
+        done = [bool(_STATED_ANSWER.search(t)) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -112,6 +140,10 @@ class HFBackend:
                 "pad_token_id": pad_id,
                 "eos_token_id": self.eos_ids,
             }
+            if sampling.stop_at_answer:
+                kwargs["stopping_criteria"] = StoppingCriteriaList(
+                    [AnswerStop(self.tokenizer, width)]
+                )
             if sampling.temperature > 0:
                 # Distinct per batch so repeated calls (votes, waves) draw independent samples.
                 torch.manual_seed(sampling.seed * 1_000_003 + start)
@@ -126,7 +158,7 @@ class HFBackend:
             for (i, j), row in zip(batch, generated.tolist(), strict=True):
                 n_tokens = len(row)
                 for pos, tok in enumerate(row):
-                    if tok in self.eos_ids:
+                    if tok in self.eos_ids or tok == pad_id:
                         n_tokens = pos + 1
                         break
                 text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)

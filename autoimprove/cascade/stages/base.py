@@ -7,7 +7,7 @@ call to the backend. It never decides how many votes to ask for or when to stop;
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol
 
@@ -40,9 +40,12 @@ class JudgeContext:
     max_new_tokens: int
     seed: int = 0
     system_prompt: str | None = None
-    prompts_by_seed: dict[str, str] = field(default_factory=dict)
+    stop_at_answer: bool = False
+    """Re-solves (agreement mode) may stop at their stated answer, like candidates."""
 
-    def ask(self, prompts: list[str], wave: int, salt: int) -> list[Completion]:
+    def ask(
+        self, prompts: list[str], wave: int, salt: int, stop_at_answer: bool = False
+    ) -> list[Completion]:
         """One sampled judge response per prompt; (wave, salt) pick an independent RNG stream."""
         if not prompts:
             return []
@@ -51,6 +54,7 @@ class JudgeContext:
             temperature=self.temperature,
             max_new_tokens=self.max_new_tokens,
             seed=self.seed * 7919 + wave * 131 + salt,
+            stop_at_answer=stop_at_answer,
         )
         conversations = [user_turn(p, self.system_prompt) for p in prompts]
         return [per[0] for per in self.backend.chat(conversations, sampling)]

@@ -35,7 +35,9 @@ class CorrectnessStage:
         for c in candidates:
             if (c.seed_id, wave) not in self.resolves:
                 missing[c.seed_id] = c.prompt
-        replies = self.ctx.ask(list(missing.values()), wave, salt=5)
+        replies = self.ctx.ask(
+            list(missing.values()), wave, salt=5, stop_at_answer=self.ctx.stop_at_answer
+        )
         for seed_id, reply in zip(missing, replies, strict=True):
             self.resolves[(seed_id, wave)] = reply
 
