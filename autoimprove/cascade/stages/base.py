@@ -84,6 +84,18 @@ def verdict_votes(
     ]
 
 
+def judge_by_template(
+    ctx: JudgeContext, stage: str, template: str, candidates: list[Candidate], wave: int, salt: int
+) -> list[Vote]:
+    """Verdict votes from a prompt that shows the judge the question and the candidate."""
+    replies = ctx.ask(
+        [template.format(question=c.prompt, solution=visible_solution(c)) for c in candidates],
+        wave,
+        salt=salt,
+    )
+    return verdict_votes(stage, candidates, wave, replies)
+
+
 class Stage(Protocol):
     """A cascade stage: one batched vote per call."""
 

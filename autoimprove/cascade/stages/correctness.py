@@ -11,12 +11,7 @@
 from __future__ import annotations
 
 from autoimprove.answers import answers_match, extract_answer
-from autoimprove.cascade.stages.base import (
-    JudgeContext,
-    load_prompt,
-    verdict_votes,
-    visible_solution,
-)
+from autoimprove.cascade.stages.base import JudgeContext, judge_by_template, load_prompt
 from autoimprove.types import Candidate, Completion, Vote
 
 
@@ -43,15 +38,7 @@ class CorrectnessStage:
 
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
         if self.mode == "verdict":
-            replies = self.ctx.ask(
-                [
-                    self.template.format(question=c.prompt, solution=visible_solution(c))
-                    for c in candidates
-                ],
-                wave,
-                salt=4,
-            )
-            return verdict_votes(self.name, candidates, wave, replies)
+            return judge_by_template(self.ctx, self.name, self.template, candidates, wave, salt=4)
         fresh = {c.seed_id for c in candidates if (c.seed_id, wave) not in self.resolves}
         self._resolve(candidates, wave)
         votes = []

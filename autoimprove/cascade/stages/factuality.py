@@ -6,12 +6,7 @@ uncertain point as an error), so this stage removes clear mistakes only.
 
 from __future__ import annotations
 
-from autoimprove.cascade.stages.base import (
-    JudgeContext,
-    load_prompt,
-    verdict_votes,
-    visible_solution,
-)
+from autoimprove.cascade.stages.base import JudgeContext, judge_by_template, load_prompt
 from autoimprove.types import Candidate, Vote
 
 
@@ -24,12 +19,4 @@ class FactualityStage:
         self.template = load_prompt("factuality")
 
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
-        replies = self.ctx.ask(
-            [
-                self.template.format(question=c.prompt, solution=visible_solution(c))
-                for c in candidates
-            ],
-            wave,
-            salt=3,
-        )
-        return verdict_votes(self.name, candidates, wave, replies)
+        return judge_by_template(self.ctx, self.name, self.template, candidates, wave, salt=3)
