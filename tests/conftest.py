@@ -30,4 +30,6 @@ def answering_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathF
     """The tiny model taught to reply "The answer is 5." to anything (see teach_fixed_reply)."""
     from tiny_model import teach_fixed_reply
 
-    return teach_fixed_reply(tiny_model_dir, tmp_path_factory.mktemp("answering"), "The answer is 5.")
+    return teach_fixed_reply(
+        tiny_model_dir, tmp_path_factory.mktemp("answering"), "The answer is 5."
+    )

@@ -78,7 +78,9 @@ def test_each_step_sealed_its_artifacts(two_rounds):
     for step in ("generate", "verify", "train", "evaluate"):
         manifest = json.loads((round_dir / step / "MANIFEST.json").read_text())
         assert manifest["files"], step
-    accepted = [json.loads(x) for x in (round_dir / "verify" / "accepted.jsonl").read_text().splitlines()]
+    accepted = [
+        json.loads(x) for x in (round_dir / "verify" / "accepted.jsonl").read_text().splitlines()
+    ]
     assert {r["seed_id"] for r in accepted} <= {r["id"] for r in POOL_ROWS}
     assert all(r["round"] == 1 and r["stages_passed"] == ["correctness"] for r in accepted)
 
@@ -89,9 +91,13 @@ def test_seeds_are_not_reused_and_everything_is_stored(two_rounds):
     uses = db.execute("select seed_id, round_id from seed_use").fetchall()
     assert len(uses) == 6 and len({s for s, _ in uses}) == 6
     assert {r for _, r in uses} == {1, 2}
-    votes = db.execute("select count(*), sum(length(text) > 0) from votes where round_id = 1").fetchone()
+    votes = db.execute(
+        "select count(*), sum(length(text) > 0) from votes where round_id = 1"
+    ).fetchone()
     assert votes[0] >= 6 and votes[1] == votes[0], "every vote keeps its text"
-    items = db.execute("select model, count(*) from eval_items where round_id = 1 group by model").fetchall()
+    items = db.execute(
+        "select model, count(*) from eval_items where round_id = 1 group by model"
+    ).fetchall()
     assert dict(items) == {"candidate": 8, "champion": 8}
     assert second["model_version"] == "2"
 
