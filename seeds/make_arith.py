@@ -10,9 +10,9 @@ What it makes
 Why it looks like this
     * 18 problem structures (shopping, sharing, rates, saving, inventory, ages, distances,
       recipes, ...), each 2-4 steps of +, -, x and exact integer division, with answers that are
-      non-negative integers below 1000. That is the difficulty where a 0.5B instruct model is
-      right roughly half the time: low enough to leave room to improve, high enough that its own
-      majority answers are a usable signal.
+      non-negative integers below 1000. The target is a 0.5B instruct model right roughly half
+      the time (an aim, not yet measured): low enough to leave room to improve, high enough that
+      its own majority answers are a usable signal.
     * Every structure has two *disjoint* wording families: one for the pool, one for the held-out
       set. Same arithmetic, different sentences, so the held-out score measures skill on the
       problem type rather than recall of training text. On top of that the pool is filtered:
@@ -47,11 +47,18 @@ HELDOUT_SEED = 20_250_102
 NGRAM = 8
 MAX_ANSWER = 999
 
-# The answer-format instruction closing each prompt. Same meaning in both families ("state the
+# The instruction closing each prompt. Same meaning in both families ("reason, then state the
 # result as 'The answer is N'", which ``autoimprove.answers.extract_answer`` reads first after
-# \boxed), different wording so the two never share an 8-gram.
-POOL_INSTRUCTION = 'Finish your response with "The answer is X", where X is a whole number.'
-HELDOUT_INSTRUCTION = 'On the last line, write "The answer is" followed by the number.'
+# \boxed), different wording so the two never share an 8-gram. Asking for the working matters:
+# with only a format instruction the embedded 0.5B model replied "The answer is N." at once, with
+# no reasoning, and got the first held-out items wrong; asked to show its working, it reasons.
+POOL_INSTRUCTION = (
+    'Think it through step by step, then finish with "The answer is X", where X is a whole number.'
+)
+HELDOUT_INSTRUCTION = (
+    'Reason carefully and show your working; on the last line, write "The answer is" followed by'
+    " the number."
+)
 
 Slots = dict[str, str | int]
 
