@@ -16,7 +16,7 @@ import re
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _NUMBER = r"-?\$?\s?\d[\d,]*(?:\.\d+)?"
 _ANSWER_IS = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*[:=]|answer\s*[:=])\s*[:=]?\s*"
+    r"(?:(?:the\s+)?(?:final\s+)?answer\s+is|final\s+answer\s*[:=]|answer\s*[:=])\s*[:=]?\s*"
     r"(?:\\\(|\$)?\s*(?:\\boxed\{)?\s*(" + _NUMBER + r")",
     re.IGNORECASE,
 )
@@ -59,8 +59,13 @@ def normalize_number(raw: str) -> str | None:
     return f"{value:.6g}"
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of a solution as a canonical string, or None if it states none."""
+def extract_answer(text: str, strict: bool = False) -> str | None:
+    """The final answer of a solution as a canonical string, or None if it states none.
+
+    `strict` accepts only an explicitly stated answer (boxed or "the answer is"), never the last
+    number: a solution cut off mid-way ends on whatever number it was writing (often a step
+    number like "4."), and two cut-off texts agreeing on that is not self-verification.
+    """
     visible = strip_think(text)
     boxed = _last_boxed(visible)
     if boxed is not None:
@@ -72,6 +77,8 @@ def extract_answer(text: str) -> str | None:
     stated = _ANSWER_IS.findall(visible)
     if stated:
         return normalize_number(stated[-1])
+    if strict:
+        return None
     numbers = _ANY_NUMBER.findall(visible)
     if numbers:
         return normalize_number(numbers[-1])

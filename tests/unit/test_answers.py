@@ -25,6 +25,14 @@ def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
+def test_strict_needs_a_stated_answer():
+    truncated = "Step 3: add them.\n4. **Subtract"
+    assert extract_answer(truncated) == "4"
+    assert extract_answer(truncated, strict=True) is None
+    assert extract_answer("so \\boxed{12}", strict=True) == "12"
+    assert extract_answer("Thus the answer is 7.", strict=True) == "7"
+
+
 def test_answer_is_beats_later_numbers():
     # The explicit statement wins over a number mentioned afterwards.
     assert extract_answer("The answer is 30. (That is 3 times 10.)") == "30"

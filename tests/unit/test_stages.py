@@ -70,8 +70,8 @@ def test_agreement_shares_resolves_per_seed_and_wave():
     backend = ScriptedBackend(lambda prompt, s: answers[prompt])
     stage = build_stage("correctness", "agreement", ctx(backend))
     batch = [
-        Candidate("A", 0, "qA", "so 10"),
-        Candidate("A", 1, "qA", "so 11"),
+        Candidate("A", 0, "qA", "so the answer is 10"),
+        Candidate("A", 1, "qA", "so the answer is 11"),
         Candidate("B", 0, "qB", "the answer is 5"),
     ]
     votes = stage.judge(batch, wave=0)
@@ -82,6 +82,14 @@ def test_agreement_shares_resolves_per_seed_and_wave():
     assert len(backend.calls) == 2, "a wave's re-solve is drawn once"
     stage.judge(batch[:1], wave=1)
     assert len(backend.calls) == 3
+
+
+def test_agreement_rejects_cut_off_texts_that_end_on_the_same_number():
+    # Both texts were cut off at a list item "4."; that is not an answer, so no agreement.
+    backend = ScriptedBackend(lambda prompt, s: "First add.\n4. Then")
+    stage = build_stage("correctness", "agreement", ctx(backend))
+    (vote,) = stage.judge([Candidate("A", 0, "qA", "Start.\n4. Then")], wave=0)
+    assert not vote.accept
 
 
 def test_cascade_with_agreement_filters_wrong_answers():

@@ -46,7 +46,11 @@ class CorrectnessStage:
             reply = self.resolves[(c.seed_id, wave)]
             charged = c.seed_id in fresh
             fresh.discard(c.seed_id)
-            mine, theirs = extract_answer(c.text), extract_answer(reply.text)
+            # Only explicitly stated answers can agree (see extract_answer's `strict`).
+            mine, theirs = (
+                extract_answer(c.text, strict=True),
+                extract_answer(reply.text, strict=True),
+            )
             votes.append(
                 Vote(
                     seed_id=c.seed_id,
