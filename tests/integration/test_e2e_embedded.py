@@ -22,15 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICY = f"""
 model: {{base: embedded}}
 seeds: {{pool: {ROOT / "seeds" / "arith_pool.jsonl"}, per_round: 6}}
-generation: {{n: 3, temperature: 0.8, max_new_tokens: 200, batch: 18}}
+generation: {{n: 3, temperature: 0.8, max_new_tokens: 320, batch: 18}}
 cascade:
   temperature: 0.8
-  max_new_tokens: 200
+  max_new_tokens: 320
   stages:
     - {{type: cycle, mode: quantities, votes: 1}}
     - {{type: correctness, mode: agreement, votes: 2}}
 training: {{epochs: 1, batch_size: 4, max_length: 384}}
-evaluation: {{limit: 12, batch_size: 12, max_new_tokens: 200}}
+evaluation: {{limit: 12, batch_size: 12, max_new_tokens: 320}}
 registry: {{model_name: e2e}}
 """
 
