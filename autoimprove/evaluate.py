@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -133,6 +132,3 @@ def run(ctx: RoundContext, candidate: ModelRef) -> tuple[EvalResult, EvalResult,
     ctx.store.save_eval(ctx.round_id, "champion", champion)
     ctx.store.save_eval(ctx.round_id, "candidate", challenger)
     return champion, challenger, timings
-
-
-__all__ = ["EvalResult", "asdict", "evaluate_model", "heldout_ngrams", "run"]
