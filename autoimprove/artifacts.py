@@ -57,6 +57,21 @@ def is_complete(folder: Path) -> bool:
     return True
 
 
+def seal_in_place(folder: Path) -> None:
+    """Write the manifest of a folder another library filled (a trainer checkpoint), last."""
+    files = {
+        str(p.relative_to(folder)): {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    _fsync_tree(folder)
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"files": files}, indent=1))
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temp folder to fill; on success seal it with a manifest and move it to `final`."""

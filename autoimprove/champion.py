@@ -155,8 +155,12 @@ class Registry:
         """Move `champion` to `version` only if it still points at `expected` (None = unset).
 
         Returns False, moving nothing, when someone else moved the alias since the round began.
+        An alias that already points at `version` is this promotion done before a crash: True.
         """
-        if self.champion().version != expected:
+        current = self.champion().version
+        if current == version:
+            return True
+        if current != expected:
             return False
         self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
         return True

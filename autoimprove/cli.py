@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from autoimprove.context import Progress as ProgressFn
 from autoimprove.context import Workspace
+from autoimprove.lock import WorkspaceBusy, WorkspaceLock, holder
 from autoimprove.policy import Policy, PolicyError, load_policy
+from autoimprove.runtime import offline_env
 from autoimprove.store import RoundRow, Store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -33,30 +35,6 @@ WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder (state, MLflow, artifacts).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def _offline_env() -> None:
-    # No hub at run time: the embedded model and every task are local.
-    for key, value in {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "TOKENIZERS_PARALLELISM": "false",
-        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-    }.items():
-        os.environ.setdefault(key, value)
-
-
-def _quiet_libraries() -> None:
-    # The round prints its own summary; library progress bars and INFO lines drown it.
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    for name in ("lm_eval", "mlflow", "datasets", "peft", "trl", "accelerate"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -86,16 +64,8 @@ def policy_validate(path: Annotated[Path, typer.Argument(help="Policy YAML file.
     console.print(f"{path}: ok (policy hash {policy.digest()})", highlight=False)
 
 
-@app.command("round")
-def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
-    """Run exactly one round and print its summary."""
-    _offline_env()
-    logging.basicConfig(level=logging.WARNING)
-    loaded = _load(policy)
-    _quiet_libraries()
-    from autoimprove.rounds import run_round
-
-    with Progress(
+def _progress_bars() -> tuple[Progress, ProgressFn]:
+    bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -103,23 +73,85 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
         console=err,
         transient=True,
         disable=not sys.stderr.isatty(),
-    ) as bars:
-        tasks: dict[str, TaskID] = {}
+    )
+    tasks: dict[str, TaskID] = {}
 
-        def progress(label: str, done: int, total: int) -> None:
-            key = label.split(" ")[0]
-            if key not in tasks:
-                tasks[key] = bars.add_task(label, total=total)
-            bars.update(tasks[key], description=label, completed=done, total=total)
+    def progress(label: str, done: int, total: int) -> None:
+        key = label.split(" ")[0]
+        if key not in tasks:
+            tasks[key] = bars.add_task(label, total=total)
+        bars.update(tasks[key], description=label, completed=done, total=total)
 
-        outcome = run_round(loaded, Workspace(workspace), progress)
-    row = Store(Workspace(workspace).state_db).get_round(outcome.round_id)
+    return bars, progress
+
+
+def _print_outcome(workspace: Path, round_id: int, champion: str | None, as_json: bool) -> None:
+    row = Store(Workspace(workspace).state_db).get_round(round_id)
     assert row is not None
-    detail = round_detail(row, outcome.champion_version)
+    detail = round_detail(row, champion)
     if as_json:
-        print(json.dumps(detail, indent=1))
+        print(json.dumps(detail, indent=1), flush=True)
     else:
         console.print(summary_table(detail))
+
+
+@app.command("round")
+def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+    """Run exactly one new round now and print its summary (no schedule)."""
+    offline_env()
+    logging.basicConfig(level=logging.WARNING)
+    loaded = _load(policy)
+    from autoimprove.rounds import Controller
+
+    bars, progress = _progress_bars()
+    try:
+        with WorkspaceLock(Workspace(workspace).lock_file), bars:
+            controller = Controller(Workspace(workspace), progress)
+            outcome = controller.drive(controller.start_round(loaded))
+    except WorkspaceBusy as exc:
+        raise _fail(str(exc)) from None
+    _print_outcome(workspace, outcome.round_id, outcome.champion_version, as_json)
+
+
+@app.command("run")
+def run_cmd(
+    policy: PolicyOpt,
+    workspace: WorkspaceOpt,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds",
+            min=1,
+            help="Finish this many rounds back to back (unfinished ones first), then exit 0. "
+            "Without it: run forever on the policy's schedule.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The daemon: resume unfinished rounds, then run rounds on the policy's schedule.
+
+    SIGTERM/SIGINT stop it after the step in flight (resumable, exit 0). One per workspace.
+    """
+    offline_env()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    _load(policy)
+    from autoimprove.daemon import Daemon
+
+    bars, progress = _progress_bars()
+
+    def report(outcome) -> None:  # noqa: ANN001 - RoundOutcome
+        _print_outcome(workspace, outcome.round_id, outcome.champion_version, as_json)
+
+    try:
+        daemon = Daemon(policy, Workspace(workspace), rounds, progress, on_outcome=report)
+        with bars:
+            code = daemon.run()
+    except WorkspaceBusy as exc:
+        raise _fail(str(exc)) from None
+    except PolicyError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=code)
 
 
 def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
@@ -215,19 +247,22 @@ def store_root(store: Store) -> Path:
 @app.command("status")
 def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     """The champion and the rounds, newest first."""
-    _offline_env()
+    offline_env()
     store = _store(workspace)
     registry, name = _registry_of(store)
     version = registry.champion().version if registry else None
     rounds = store.list_rounds()
-    data = {
+    data: dict[str, Any] = {
         "champion": {"name": name, "version": version},
+        "daemon": daemon_info(workspace, store),
         "rounds": [
             {
                 "id": r.id,
                 "state": r.state,
                 "decision": r.decision,
                 "model_version": r.model_version,
+                "attempts": r.attempts,
+                "error": r.error,
                 "started_at": r.started_at.isoformat(),
             }
             for r in rounds
@@ -237,12 +272,37 @@ def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
         print(json.dumps(data, indent=1))
         return
     console.print(f"champion: {name} version {version or 'base model'}", highlight=False)
+    info = data["daemon"]
+    console.print(
+        f"daemon: {'running, pid ' + info['pid'] if info['pid'] else 'not running'}",
+        highlight=False,
+    )
+    if info["policy_error"]:
+        console.print(f"[red]policy rejected[/red] {info['policy_error']['at']}:", highlight=False)
+        console.print(info["policy_error"]["message"], highlight=False, markup=False)
     table = Table("id", "state", "decision", "version", "started")
     for r in rounds:
         table.add_row(
             str(r.id), r.state, str(r.decision), str(r.model_version), r.started_at.isoformat()[:19]
         )
     console.print(table)
+
+
+def daemon_info(workspace: Path, store: Store) -> dict:
+    """Who holds the workspace, and the policy error in force (a rejected edit) if any."""
+    rejected = store.events("policy_rejected", limit=1)
+    accepted = store.events("policy_reloaded", limit=1) + store.events("start", limit=1)
+    policy_error = None
+    if rejected and all(rejected[0].id > e.id for e in accepted):  # type: ignore[operator]
+        policy_error = {"at": rejected[0].at.isoformat(), "message": rejected[0].message}
+    return {
+        "pid": holder(Workspace(workspace).lock_file),
+        "policy_error": policy_error,
+        "events": [
+            {"at": e.at.isoformat(), "kind": e.kind, "message": e.message.splitlines()[0]}
+            for e in store.events(limit=10)
+        ],
+    }
 
 
 @app.command("show")
@@ -252,7 +312,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One round in detail."""
-    _offline_env()
+    offline_env()
     store = _store(workspace)
     row = store.get_round(round_id)
     if row is None:

@@ -42,6 +42,17 @@ class Workspace:
     def step_dir(self, round_id: int, step: str) -> Path:
         return self.round_dir(round_id) / step
 
+    def work_dir(self, round_id: int, step: str) -> Path:
+        """Scratch a step keeps between attempts: sealed shards, training checkpoints."""
+        return self.round_dir(round_id) / "work" / step
+
+    def log_dir(self, round_id: int) -> Path:
+        return self.round_dir(round_id) / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "daemon.lock"
+
 
 Progress = Callable[[str, int, int], None]
 """progress(label, done, total): steps report long loops through this (rich bars or log lines)."""
@@ -63,3 +74,7 @@ class RoundContext:
 
     def step_dir(self, step: str) -> Path:
         return self.workspace.step_dir(self.round_id, step)
+
+    def shard_dir(self, step: str, shard: int | str) -> Path:
+        name = f"{shard:04d}" if isinstance(shard, int) else shard
+        return self.workspace.work_dir(self.round_id, step) / name

@@ -5,7 +5,9 @@ from JSONL). Each model is loaded with its adapter merged into the weights (an u
 adapter made evaluation 1.9x slower here) and handed to lm-eval's `hf` model class as an
 in-memory model. Per-item correctness is kept for the gate's paired test. This module is also the
 only reader of held-out items, which it exposes to seed decontamination as n-grams only.
-Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item), `evaluate/summary.json`.
+Each model's results are sealed as they finish (`work/evaluate/<model>/`), so a resumed step
+evaluates only what is missing. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl`
+(per item), `evaluate/summary.json`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from autoimprove.artifacts import atomic_dir, read_jsonl, write_jsonl
-from autoimprove.backends.hf import load_model
+from autoimprove import stopping
+from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.context import RoundContext
 from autoimprove.decontam import word_ngrams
+from autoimprove.faults import fault_point
 from autoimprove.policy import EvaluationSection
 from autoimprove.types import EvalResult, ModelRef
 
@@ -64,6 +67,8 @@ def evaluate_model(
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    from autoimprove.backends.hf import load_model
+
     model, tokenizer = load_model(ref, dtype)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
     # Indexing lm-eval's hundreds of built-in tasks costs seconds; skip it for a local task.
@@ -106,29 +111,60 @@ def _rows(result: EvalResult) -> list[dict]:
     ]
 
 
-def run(ctx: RoundContext, candidate: ModelRef) -> tuple[EvalResult, EvalResult, dict]:
+def _result(task: str, rows: list[dict]) -> EvalResult:
+    n = len(rows)
+    correct = tuple(bool(r["correct"]) for r in rows)
+    return EvalResult(
+        task=task,
+        n=n,
+        pass_at_1=sum(correct) / n if n else 0.0,
+        item_ids=tuple(str(r["item_id"]) for r in rows),
+        correct=correct,
+        responses=tuple(str(r["response"]) for r in rows),
+    )
+
+
+def run(ctx: RoundContext) -> dict:
+    """Evaluate champion, then candidate (each sealed as a shard, so a resume skips one done)."""
+    from autoimprove.train import adapter_dir
+
     policy = ctx.policy
-    timings = {}
-    started = time.perf_counter()
-    champion = evaluate_model(
-        ctx.champion, policy.evaluation, policy.model.dtype, policy.model.system_prompt
-    )
-    timings["eval_champion_seconds"] = round(time.perf_counter() - started, 2)
-    started = time.perf_counter()
-    challenger = evaluate_model(
-        candidate, policy.evaluation, policy.model.dtype, policy.model.system_prompt
-    )
-    timings["eval_candidate_seconds"] = round(time.perf_counter() - started, 2)
+    models = {
+        "champion": ctx.champion,
+        "candidate": ModelRef(str(ctx.base_dir), str(adapter_dir(ctx)), None),
+    }
+    for name, ref in models.items():
+        folder = ctx.shard_dir(STEP, name)
+        if is_complete(folder):
+            continue
+        stopping.check()
+        started = time.perf_counter()
+        result = evaluate_model(
+            ref, policy.evaluation, policy.model.dtype, policy.model.system_prompt
+        )
+        seconds = time.perf_counter() - started
+        with atomic_dir(folder) as out:
+            write_jsonl(out / "items.jsonl", _rows(result))
+            (out / "stats.json").write_text(json.dumps({"seconds": seconds}))
+        fault_point(STEP, "after_shard")
+    summary: dict = {"task": policy.evaluation.task}
     with atomic_dir(ctx.step_dir(STEP)) as out:
-        write_jsonl(out / "champion.jsonl", _rows(champion))
-        write_jsonl(out / "candidate.jsonl", _rows(challenger))
-        summary = {
-            "task": policy.evaluation.task,
-            "champion": {"pass_at_1": champion.pass_at_1, "n": champion.n},
-            "candidate": {"pass_at_1": challenger.pass_at_1, "n": challenger.n},
-            **timings,
-        }
+        for name in models:
+            folder = ctx.shard_dir(STEP, name)
+            rows = read_jsonl(folder / "items.jsonl")
+            result = _result(policy.evaluation.task, rows)
+            write_jsonl(out / f"{name}.jsonl", rows)
+            summary[name] = {"pass_at_1": result.pass_at_1, "n": result.n}
+            seconds = json.loads((folder / "stats.json").read_text())["seconds"]
+            summary[f"eval_{name}_seconds"] = round(seconds, 2)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    ctx.store.save_eval(ctx.round_id, "champion", champion)
-    ctx.store.save_eval(ctx.round_id, "candidate", challenger)
-    return champion, challenger, timings
+    return summary
+
+
+def load_results(ctx: RoundContext) -> dict[str, EvalResult]:
+    """Per-item results of champion and candidate from the sealed step output."""
+    task = ctx.policy.evaluation.task
+    return {
+        name: _result(task, read_jsonl(ctx.step_dir(STEP) / f"{name}.jsonl"))
+        for name in ("champion", "candidate")
+    }

@@ -67,8 +67,9 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
         test = "paired bootstrap"
     gain_ok = gain >= policy.min_gain
     # Two-sided p, but only a significant *improvement* counts: a significant regression
-    # must never pass a gate whose min_gain happens to be negative.
-    significant = p <= policy.alpha and cand_only > champ_only
+    # must never pass a gate whose min_gain happens to be negative. (alpha 1 means "no test
+    # required": then a tie passes when min_gain allows it, a net loss never does.)
+    significant = p <= policy.alpha and cand_only >= champ_only
     promote = gain_ok and significant
     numbers = (
         f"candidate {candidate.pass_at_1:.3f} vs champion {champion.pass_at_1:.3f} on {n} items "

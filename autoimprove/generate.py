@@ -1,9 +1,12 @@
 """Step `generate`: sample this round's seeds and draw n candidate solutions for each.
 
-Seeds are sampled without reuse (the store remembers every seed a round took) after dropping bad
-rows, duplicates and anything overlapping the held-out set. Candidates come from the champion
-(base + its adapter) at temperature > 0, all seeds in one batched call.
-Output: `generate/seeds.jsonl`, `generate/candidates.jsonl`, `generate/pool_report.json`.
+Seeds are sampled without reuse (the store remembers every seed an earlier round took) after
+dropping bad rows, duplicates and anything overlapping the held-out set; the sample is sealed
+first (`work/generate/plan`) so a resumed step draws the same seeds. Candidates come from the
+champion (base + its adapter) at temperature > 0, in shards of `generation.shard_seeds` seeds,
+each sealed as it finishes: a resumed step skips finished shards, so a crash costs one shard.
+Output: `generate/seeds.jsonl`, `generate/candidates.jsonl`, `generate/pool_report.json`,
+`generate/summary.json`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from autoimprove.artifacts import atomic_dir, read_jsonl, write_jsonl
+from autoimprove import stopping
+from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.backends.base import user_turn
-from autoimprove.backends.hf import HFBackend
 from autoimprove.context import RoundContext
 from autoimprove.evaluate import heldout_ngrams
+from autoimprove.faults import fault_point
 from autoimprove.seeds import load_pool, sample_seeds
-from autoimprove.types import Candidate, Sampling
+from autoimprove.types import Candidate, Sampling, Seed
 
 STEP = "generate"
 
@@ -28,67 +32,115 @@ class SeedsExhausted(Exception):
     """The pool has no unused seeds left and the policy says stop."""
 
 
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _plan(ctx: RoundContext) -> tuple[list[Seed], dict]:
+    """This round's seeds, sampled once and sealed so every attempt uses the same ones."""
+    folder = ctx.shard_dir(STEP, "plan")
+    if not is_complete(folder):
+        policy = ctx.policy
+        contamination = heldout_ngrams(policy.evaluation, policy.seeds.decontam_ngram)
+        pool, report = load_pool(
+            Path(policy.seeds.pool), contamination, policy.seeds.decontam_ngram
+        )
+        used = ctx.store.used_seed_ids()
+        if not [s for s in pool if s.id not in used]:
+            if policy.seeds.when_exhausted == "stop":
+                raise SeedsExhausted(
+                    f"all {len(pool)} seeds of {policy.seeds.pool} were used by earlier rounds "
+                    "(set seeds.when_exhausted: recycle to reuse them)"
+                )
+            used = set()  # recycle: the whole pool is eligible again
+        seeds = sample_seeds(
+            pool, used, policy.seeds.per_round, policy.seeds.sample_seed * 100_003 + ctx.round_id
+        )
+        with atomic_dir(folder) as out:
+            write_jsonl(out / "seeds.jsonl", [asdict(s) for s in seeds])
+            (out / "pool_report.json").write_text(json.dumps(asdict(report), indent=1))
+    seeds = [Seed(**row) for row in read_jsonl(folder / "seeds.jsonl")]
+    return seeds, json.loads((folder / "pool_report.json").read_text())
+
+
 def run(ctx: RoundContext) -> dict:
+    from autoimprove.backends.hf import HFBackend
+
     policy = ctx.policy
-    contamination = heldout_ngrams(policy.evaluation, policy.seeds.decontam_ngram)
-    pool, report = load_pool(Path(policy.seeds.pool), contamination, policy.seeds.decontam_ngram)
-    used = ctx.store.used_seed_ids()
-    if not [s for s in pool if s.id not in used]:
-        if policy.seeds.when_exhausted == "stop":
-            raise SeedsExhausted(
-                f"all {len(pool)} seeds of {policy.seeds.pool} were used by earlier rounds "
-                "(set seeds.when_exhausted: recycle to reuse them)"
-            )
-        ctx.store.forget_seed_usage()
-        used = set()
-    seeds = sample_seeds(
-        pool, used, policy.seeds.per_round, policy.seeds.sample_seed * 100_003 + ctx.round_id
-    )
     gen = policy.generation
+    seeds, report = _plan(ctx)
+    shards = chunks(seeds, gen.shard_seeds)
     total = len(seeds) * gen.n
     done = 0
+    backend = None
 
     def tick(k: int) -> None:
         nonlocal done
         done += k
         ctx.progress("generate", done, total)
 
-    backend = HFBackend(ctx.champion, policy.model.dtype, gen.batch, progress=tick)
-    started = time.perf_counter()
+    reused = 0
     try:
-        sampling = Sampling(
-            n=gen.n,
-            temperature=gen.temperature,
-            top_p=gen.top_p,
-            max_new_tokens=gen.max_new_tokens,
-            seed=ctx.round_id,
-            stop_at_answer=gen.stop_at_answer,
-        )
-        conversations = [user_turn(s.prompt, policy.model.system_prompt) for s in seeds]
-        outputs = backend.chat(conversations, sampling)
+        for k, shard in enumerate(shards):
+            folder = ctx.shard_dir(STEP, k)
+            if is_complete(folder):
+                reused += 1
+                tick(len(shard) * gen.n)
+                continue
+            stopping.check()
+            if backend is None:
+                backend = HFBackend(ctx.champion, policy.model.dtype, gen.batch, progress=tick)
+            sampling = Sampling(
+                n=gen.n,
+                temperature=gen.temperature,
+                top_p=gen.top_p,
+                max_new_tokens=gen.max_new_tokens,
+                seed=ctx.round_id * 1000 + k,
+                stop_at_answer=gen.stop_at_answer,
+            )
+            conversations = [user_turn(s.prompt, policy.model.system_prompt) for s in shard]
+            started = time.perf_counter()
+            outputs = backend.chat(conversations, sampling)
+            seconds = time.perf_counter() - started
+            candidates = [
+                Candidate(s.id, j, s.prompt, c.text, c.completion_tokens)
+                for s, completions in zip(shard, outputs, strict=True)
+                for j, c in enumerate(completions)
+            ]
+            with atomic_dir(folder) as out:
+                write_jsonl(out / "candidates.jsonl", [asdict(c) for c in candidates])
+                (out / "stats.json").write_text(json.dumps({"seconds": seconds}))
+            fault_point(STEP, "after_shard")
     finally:
-        backend.close()
-    seconds = time.perf_counter() - started
-    candidates = [
-        Candidate(s.id, j, s.prompt, c.text, c.completion_tokens)
-        for s, completions in zip(seeds, outputs, strict=True)
-        for j, c in enumerate(completions)
-    ]
+        if backend is not None:
+            backend.close()
+
+    candidates, seconds = [], 0.0
+    for k in range(len(shards)):
+        folder = ctx.shard_dir(STEP, k)
+        candidates += [Candidate(**row) for row in read_jsonl(folder / "candidates.jsonl")]
+        seconds += json.loads((folder / "stats.json").read_text())["seconds"]
     tokens = sum(c.completion_tokens for c in candidates)
-    with atomic_dir(ctx.step_dir(STEP)) as out:
-        write_jsonl(out / "seeds.jsonl", [asdict(s) for s in seeds])
-        write_jsonl(out / "candidates.jsonl", [asdict(c) for c in candidates])
-        (out / "pool_report.json").write_text(json.dumps(asdict(report), indent=1))
-    ctx.store.mark_seeds_used(ctx.round_id, [s.id for s in seeds])
-    ctx.store.save_candidates(ctx.round_id, candidates)
-    return {
+    summary = {
         "seeds": len(seeds),
         "candidates": len(candidates),
-        "pool": asdict(report),
+        "shards": len(shards),
+        "shards_reused": reused,
+        "pool": report,
         "generation_tokens": tokens,
         "generation_seconds": round(seconds, 2),
         "generation_tokens_per_s": round(tokens / seconds, 2) if seconds else None,
     }
+    with atomic_dir(ctx.step_dir(STEP)) as out:
+        write_jsonl(out / "seeds.jsonl", [asdict(s) for s in seeds])
+        write_jsonl(out / "candidates.jsonl", [asdict(c) for c in candidates])
+        (out / "pool_report.json").write_text(json.dumps(report, indent=1))
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def load_seeds(ctx: RoundContext) -> list[Seed]:
+    return [Seed(**row) for row in read_jsonl(ctx.step_dir(STEP) / "seeds.jsonl")]
 
 
 def load_candidates(ctx: RoundContext) -> list[Candidate]:

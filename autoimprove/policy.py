@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 EMBEDDED = "embedded"
 
@@ -62,6 +71,9 @@ class GenerationSection(_Strict):
     stop_at_answer: bool = True
     """Stop a candidate (and an agreement re-solve) once it has written "the answer is N":
     what follows is not used and, in a batch, every extra token costs a forward pass."""
+    shard_seeds: int = Field(8, ge=1, le=100_000)
+    """Seeds per shard. Generation and verification seal each shard's results on disk as they
+    go, so a crash or a stop costs at most one shard; smaller shards batch less well."""
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
@@ -158,6 +170,9 @@ class TrainingSection(_Strict):
     """Longest training row (prompt + completion) in tokens; longer rows are truncated."""
     seed: int = Field(0, ge=0)
     """Training RNG seed."""
+    checkpoint_every: int = Field(5, ge=1, le=1_000_000)
+    """Save a resumable checkpoint every this many optimizer steps; a killed training resumes
+    from the newest complete one."""
 
     @model_validator(mode="after")
     def _accum_divides_batch(self) -> TrainingSection:
@@ -192,6 +207,59 @@ class PromotionSection(_Strict):
     """Paired significance test: exact McNemar on discordant items, or paired bootstrap."""
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `90`, `"90s"`, `"15m"`, `"6h"` or `"1d"`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 90s, 15m, 6h or 1d")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 90s, 15m, 6h or 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class ScheduleSection(_Strict):
+    every: Duration | None = Field(None, ge=1)
+    """Start a round at this interval (`6h`, `30m`, seconds); mutually exclusive with `cron`.
+    With neither set, rounds start every 6h."""
+    cron: str | None = None
+    """Start rounds on a crontab expression (5 fields, UTC), e.g. `0 */6 * * *`."""
+    misfire_grace: Duration = Field(3600, ge=1)
+    """A trigger time missed by less than this (daemon down or busy) still runs one round;
+    several missed trigger times coalesce into one."""
+    max_attempts: int = Field(3, ge=1, le=100)
+    """A step that crashes is retried; after this many failed attempts the round is ABANDONED
+    with the error kept."""
+    retry_backoff: Duration = Field(30, ge=0)
+    """Wait before retrying a failed step; doubles with each further attempt."""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"{value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleSection:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give either every or cron, not both")
+        return self
+
+
 class RegistrySection(_Strict):
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     """Registered model name in MLflow (one per policy)."""
@@ -210,6 +278,7 @@ class Policy(_Strict):
     evaluation: EvaluationSection = EvaluationSection()
     promotion: PromotionSection = PromotionSection()
     registry: RegistrySection
+    schedule: ScheduleSection = ScheduleSection()
 
     def digest(self) -> str:
         """Short stable hash of the resolved policy (recorded on every round and version)."""

@@ -1,11 +1,17 @@
-"""The round state machine: PENDING -> GENERATED -> VERIFIED -> TRAINED -> EVALUATED -> DECIDED
--> PROMOTED | REJECTED (or FAILED with the error kept).
+"""The round state machine, driven by the controller: PENDING -> GENERATED -> VERIFIED ->
+TRAINED -> EVALUATED -> DECIDED -> PROMOTED | REJECTED, with FAILED (a step failed and waits
+for its retry) and ABANDONED (it failed `schedule.max_attempts` times; the error is kept).
 
-This module sequences the steps and owns every state transition; each step module writes its own
-artifacts under `<workspace>/rounds/<id>/<step>/` and the state change is committed only after
-they are sealed. The MLflow side (run, version, aliases) is driven from here through
-`champion.Registry`. Promotion is compare-and-set on the `champion` alias: it moves only if it
-still points at the version this round started from.
+Each heavy step runs in a child process (`dispatch`), writes its output atomically under
+`rounds/<id>/<step>/` (sealed by a manifest written last), and only then does the controller
+commit the step's rows and the state change in one transaction. `drive` can therefore be
+called on a round in any state, after a crash at any point, and it continues: a step whose
+state is committed is skipped; a step whose output is sealed but not committed is committed
+without running again; anything else runs (resuming from its sealed shards or checkpoints).
+The MLflow side is idempotent too: one run per round (found by tag), one version per round
+(found by tag), and promotion is a compare-and-set on the `champion` alias that recognises its
+own earlier success, so a crash between moving the alias and recording it cannot promote twice.
+The controller never loads a model.
 """
 
 from __future__ import annotations
@@ -16,40 +22,43 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autoimprove import evaluate, gate, generate, train, verify
-from autoimprove.champion import Registry
-from autoimprove.context import Progress, RoundContext, Workspace
-from autoimprove.embedded import EMBEDDED_MODEL_ID, embedded_model_dir
-from autoimprove.policy import EMBEDDED, Policy
-from autoimprove.store import RoundState, Store
-from autoimprove.types import ModelRef
+from autoimprove import dispatch, gate, stopping
+from autoimprove.artifacts import is_complete, read_jsonl
+from autoimprove.basemodel import base_name, champion_adapter_dir
+from autoimprove.context import Progress, Workspace
+from autoimprove.faults import fault_point
+from autoimprove.policy import Policy
+from autoimprove.store import RoundRow, RoundState, Store
+from autoimprove.types import Candidate, EvalResult, Verdict, Vote
 
 log = logging.getLogger(__name__)
+
+HEAVY_STEPS = ("generate", "verify", "train", "evaluate")
+STATE_AFTER = {
+    "generate": RoundState.GENERATED,
+    "verify": RoundState.VERIFIED,
+    "train": RoundState.TRAINED,
+    "evaluate": RoundState.EVALUATED,
+}
+
+
+class RoundAbandoned(Exception):
+    """A step failed `max_attempts` times; the round is ABANDONED with the error kept."""
 
 
 @dataclass(frozen=True)
 class RoundOutcome:
     round_id: int
     state: str
-    decision: str
-    reason: str
+    decision: str | None
+    reason: str | None
     model_version: str | None
     champion_version: str | None
 
 
-def resolve_base(policy: Policy) -> tuple[Path, str]:
-    """The base model folder and the name recorded on registry versions."""
-    if policy.model.base == EMBEDDED:
-        return embedded_model_dir(), EMBEDDED_MODEL_ID
-    path = Path(policy.model.base)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model.base {path} is not a transformers model folder (no config.json)"
-        )
-    return path, str(path)
+def open_registry(policy: Policy, workspace: Workspace):  # noqa: ANN201 - Registry, imported lazily
+    from autoimprove.champion import Registry
 
-
-def open_registry(policy: Policy, workspace: Workspace) -> Registry:
     return Registry(
         workspace.tracking_uri(policy.registry.tracking_uri),
         policy.registry.model_name,
@@ -72,124 +81,269 @@ def _metrics(summary: dict) -> dict[str, float]:
     return out
 
 
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+def _eval_result(task: str, rows: list[dict]) -> EvalResult:
+    n = len(rows)
+    correct = tuple(bool(r["correct"]) for r in rows)
+    return EvalResult(
+        task=task,
+        n=n,
+        pass_at_1=sum(correct) / n if n else 0.0,
+        item_ids=tuple(str(r["item_id"]) for r in rows),
+        correct=correct,
+        responses=tuple(str(r["response"]) for r in rows),
+    )
+
+
+class Controller:
+    """Creates rounds and drives them to a final state; owns every state transition."""
+
+    def __init__(self, workspace: Workspace, progress: Progress | None = None):
+        self.ws = workspace
+        workspace.root.mkdir(parents=True, exist_ok=True)
+        self.store = Store(workspace.state_db)
+        self.progress = progress or _no_progress
+
+    # creating -------------------------------------------------------------------------------
+    def start_round(self, policy: Policy, slot: str | None = None) -> int:
+        """A new round on the current champion (or the existing round of `slot`)."""
+        champion = open_registry(policy, self.ws).champion()
+        return self.store.create_round(
+            policy.digest(), policy.model_dump_json(), champion.version, slot=slot
+        )
+
+    # driving --------------------------------------------------------------------------------
+    def drive(self, round_id: int) -> RoundOutcome:
+        """Run the round from wherever it stands to a final state (or until a stop request)."""
+        row = self._row(round_id)
+        policy = Policy.model_validate_json(row.policy_json)
+        registry = open_registry(policy, self.ws)
+        if row.state in RoundState.FINAL:
+            return self._outcome(row, registry)
+        if row.parent_version:
+            registry.download_adapter(
+                row.parent_version, champion_adapter_dir(self.ws, row.parent_version).parents[1]
+            )
+        for step in HEAVY_STEPS:
+            if RoundState.reached(self._row(round_id).progress, STATE_AFTER[step]):
+                continue
+            if step == "train" and self._accepted_count(round_id) == 0:
+                return self._reject_untrained(round_id, policy, registry)
+            self._run_heavy(round_id, step, policy)
+            fault_point(step, "after_effect")
+            self._commit(round_id, step)
+            fault_point(step, "after_commit")
+            stopping.check()
+        self._decide(round_id, policy)
+        self._register(round_id, policy, registry)
+        return self._promote(round_id, registry)
+
+    def _row(self, round_id: int) -> RoundRow:
+        row = self.store.get_round(round_id)
+        if row is None:
+            raise KeyError(f"round {round_id} does not exist")
+        return row
+
+    def _outcome(self, row: RoundRow, registry) -> RoundOutcome:  # noqa: ANN001
+        assert row.id is not None
+        return RoundOutcome(
+            row.id,
+            row.state,
+            row.decision,
+            row.reason,
+            row.model_version,
+            registry.champion().version,
+        )
+
+    def _step_dir(self, round_id: int, step: str) -> Path:
+        return self.ws.step_dir(round_id, step)
+
+    # heavy steps ----------------------------------------------------------------------------
+    def _run_heavy(self, round_id: int, step: str, policy: Policy) -> None:
+        """Run `step` in a child until its output is sealed, retrying failures with backoff."""
+        fault_point(step, "before")
+        sched = policy.schedule
+        failed = sum(
+            1 for r in self.store.step_runs(round_id) if r.step == step and r.outcome == "failed"
+        )
+        while True:
+            attempt = failed + 1
+            if is_complete(self._step_dir(round_id, step)):
+                # Sealed by an attempt whose commit never happened: commit it, don't redo it.
+                run = self.store.start_step_run(round_id, step, attempt, None)
+                self.store.finish_step_run(run, "reused", 0)
+                return
+            stopping.check()
+            started = time.perf_counter()
+            run_id: list[int] = []
+
+            def record(pid: int, attempt: int = attempt, run_id: list[int] = run_id) -> None:
+                run_id.append(self.store.start_step_run(round_id, step, attempt, pid))
+
+            result = dispatch.run_child(
+                self.ws, round_id, step, attempt, self.progress, on_start=record
+            )
+            seconds = round(time.perf_counter() - started, 2)
+            if result.ok and is_complete(self._step_dir(round_id, step)):
+                self.store.finish_step_run(run_id[0], "ok", 0)
+                self._add_wall(round_id, step, seconds)
+                return
+            if result.stopped or stopping.stop_requested():
+                self.store.finish_step_run(run_id[0], "stopped", result.exit_code)
+                raise stopping.StopRequested(f"stopped during {step} of round {round_id}")
+            error = f"{step} attempt {attempt} failed: {result.error()}"
+            self.store.finish_step_run(run_id[0], "failed", result.exit_code, error)
+            failed += 1
+            total_failed = sum(1 for r in self.store.step_runs(round_id) if r.outcome == "failed")
+            log.warning("round %s: %s", round_id, error.splitlines()[0])
+            if failed >= sched.max_attempts or result.permanent:
+                self.store.commit_step(
+                    round_id,
+                    RoundState.ABANDONED,
+                    error=error,
+                    attempts=total_failed,
+                    decision="abandoned",
+                    reason=(
+                        f"{step} failed with an error retrying cannot fix"
+                        if result.permanent
+                        else f"{step} failed {failed} times (schedule.max_attempts); giving up"
+                    ),
+                )
+                raise RoundAbandoned(error)
+            self.store.commit_step(round_id, RoundState.FAILED, error=error, attempts=total_failed)
+            backoff = sched.retry_backoff * 2 ** (failed - 1)
+            deadline = time.monotonic() + backoff
+            while time.monotonic() < deadline:
+                stopping.check()
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _add_wall(self, round_id: int, step: str, seconds: float) -> None:
+        walls = self._row(round_id).summary.get("wall_seconds", {})
+        walls[step] = round(walls.get(step, 0.0) + seconds, 2)
+        self.store.commit_step(round_id, self._row(round_id).state, {"wall_seconds": walls})
+
+    def _summary(self, round_id: int, step: str) -> dict:
+        return json.loads((self._step_dir(round_id, step) / "summary.json").read_text())
+
+    def _commit(self, round_id: int, step: str) -> None:
+        """Record a sealed step: its rows and the state change in one transaction."""
+        folder = self._step_dir(round_id, step)
+        summary = self._summary(round_id, step)
+        write = None
+        if step == "generate":
+            seeds = [row["id"] for row in read_jsonl(folder / "seeds.jsonl")]
+            candidates = [Candidate(**r) for r in read_jsonl(folder / "candidates.jsonl")]
+            write = Store.write_generated(round_id, seeds, candidates)
+        elif step == "verify":
+            verdicts = [
+                Verdict(**{**r, "stages_passed": tuple(r["stages_passed"])})
+                for r in read_jsonl(folder / "verdicts.jsonl")
+            ]
+            votes = [Vote(**r) for r in read_jsonl(folder / "votes.jsonl")]
+            write = Store.write_verified(round_id, verdicts, votes)
+        elif step == "evaluate":
+            results = {
+                name: _eval_result(summary["task"], read_jsonl(folder / f"{name}.jsonl"))
+                for name in ("champion", "candidate")
+            }
+            write = Store.write_evaluated(round_id, results)
+        key = "eval" if step == "evaluate" else step
+        self.store.commit_step(round_id, STATE_AFTER[step], {key: summary}, write)
+
+    def _accepted_count(self, round_id: int) -> int:
+        return int(self._summary(round_id, "verify")["funnel"]["accepted"])
+
+    # decide, register, promote --------------------------------------------------------------
+    def _decide(self, round_id: int, policy: Policy) -> None:
+        if RoundState.reached(self._row(round_id).progress, RoundState.DECIDED):
+            return
+        fault_point("decide", "before")
+        folder = self._step_dir(round_id, "evaluate")
+        task = policy.evaluation.task
+        champion = _eval_result(task, read_jsonl(folder / "champion.jsonl"))
+        candidate = _eval_result(task, read_jsonl(folder / "candidate.jsonl"))
+        decision = gate.decide(champion, candidate, policy.promotion)
+        self.store.commit_step(
+            round_id,
+            RoundState.DECIDED,
+            {"gate": asdict(decision)},
+            decision="promote" if decision.promote else "reject",
+            reason=decision.reason,
+        )
+        fault_point("decide", "after_commit")
+
+    def _log_run(self, round_id: int, policy: Policy, registry, with_model: bool) -> str:  # noqa: ANN001
+        run_id = registry.start_round_run(round_id, json.loads(policy.model_dump_json()))
+        registry.log_artifacts(run_id, self._step_dir(round_id, "verify"), "accepted_data")
+        if with_model:
+            registry.log_artifacts(run_id, self._step_dir(round_id, "train") / "adapter", "adapter")
+            registry.log_artifacts(run_id, self._step_dir(round_id, "evaluate"), "eval_items")
+        registry.log_metrics(run_id, _metrics(self._row(round_id).summary))
+        return run_id
+
+    def _register(self, round_id: int, policy: Policy, registry) -> None:  # noqa: ANN001
+        row = self._row(round_id)
+        if row.model_version is not None:
+            return
+        fault_point("register", "before")
+        run_id = self._log_run(round_id, policy, registry, with_model=True)
+        version = registry.register(
+            run_id,
+            round_id,
+            tags={
+                "parent_version": row.parent_version or "base",
+                "base_model": base_name(policy),
+                "policy_hash": row.policy_hash,
+                "decision": row.decision or "",
+            },
+        )
+        registry.finish_run(run_id)
+        fault_point("register", "after_effect")
+        self.store.commit_step(round_id, RoundState.DECIDED, model_version=version)
+        fault_point("register", "after_commit")
+
+    def _promote(self, round_id: int, registry) -> RoundOutcome:  # noqa: ANN001
+        row = self._row(round_id)
+        version = row.model_version
+        assert version is not None
+        fault_point("promote", "before")
+        if row.decision != "promote":
+            self.store.commit_step(round_id, RoundState.REJECTED, decision="rejected")
+            fault_point("promote", "after_commit")
+            return self._outcome(self._row(round_id), registry)
+        if registry.promote(version, expected=row.parent_version):
+            fault_point("promote", "after_effect")
+            self.store.commit_step(round_id, RoundState.PROMOTED, decision="promoted")
+        else:
+            reason = (
+                f"Stale: the champion alias moved away from "
+                f"{row.parent_version or 'the base model'} while this round ran; version "
+                f"{version} was registered but not promoted. {row.reason}"
+            )
+            registry.tag_version(version, "decision", "stale")
+            self.store.commit_step(round_id, RoundState.REJECTED, decision="stale", reason=reason)
+        fault_point("promote", "after_commit")
+        return self._outcome(self._row(round_id), registry)
+
+    def _reject_untrained(self, round_id: int, policy: Policy, registry) -> RoundOutcome:  # noqa: ANN001
+        candidates = self._summary(round_id, "verify")["funnel"]["candidates"]
+        run_id = self._log_run(round_id, policy, registry, with_model=False)
+        registry.finish_run(run_id)
+        self.store.commit_step(
+            round_id,
+            RoundState.REJECTED,
+            decision="rejected",
+            reason=f"No candidate passed the cascade ({candidates} judged); training skipped.",
+        )
+        return self._outcome(self._row(round_id), registry)
+
+
 def run_round(
     policy: Policy, workspace: Workspace, progress: Progress | None = None
 ) -> RoundOutcome:
-    """Run one complete round; the store records every transition."""
-    workspace.root.mkdir(parents=True, exist_ok=True)
-    store = Store(workspace.state_db)
-    registry = open_registry(policy, workspace)
-    champion = registry.champion()
-    base_dir, base_name = resolve_base(policy)
-    adapter = (
-        registry.download_adapter(champion.version, workspace.root / "cache" / "adapters")
-        if champion.version
-        else None
-    )
-    round_id = store.create_round(
-        policy.digest(), policy.model_dump_json(), parent_version=champion.version
-    )
-    ctx = RoundContext(
-        round_id=round_id,
-        policy=policy,
-        workspace=workspace,
-        store=store,
-        base_dir=base_dir,
-        champion=ModelRef(str(base_dir), str(adapter) if adapter else None, champion.version),
-        progress=progress or (lambda label, done, total: None),
-    )
-    try:
-        return _drive(ctx, registry, base_name)
-    except BaseException as exc:
-        store.update_round(round_id, state=RoundState.FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def _drive(ctx: RoundContext, registry: Registry, base_name: str) -> RoundOutcome:
-    store, round_id, policy = ctx.store, ctx.round_id, ctx.policy
-    parent = ctx.champion.version
-
-    def finish(state: str, decision: str, reason: str, version: str | None) -> RoundOutcome:
-        store.update_round(
-            round_id, state=state, decision=decision, reason=reason, model_version=version
-        )
-        return RoundOutcome(round_id, state, decision, reason, version, registry.champion().version)
-
-    walls: dict[str, float] = {}
-
-    def timed(step: str, fn, *args):  # noqa: ANN001, ANN202 - thin wrapper over step entry points
-        started = time.perf_counter()
-        result = fn(*args)
-        walls[step] = round(time.perf_counter() - started, 2)
-        return result
-
-    summary = timed("generate", generate.run, ctx)
-    store.update_round(
-        round_id, state=RoundState.GENERATED, summary={"generate": summary, "wall_seconds": walls}
-    )
-    summary = timed("verify", verify.run, ctx)
-    store.update_round(
-        round_id, state=RoundState.VERIFIED, summary={"verify": summary, "wall_seconds": walls}
-    )
-
-    run_id = registry.start_round_run(round_id, json.loads(policy.model_dump_json()))
-    registry.log_artifacts(run_id, ctx.step_dir(verify.STEP), "accepted_data")
-    accepted = verify.load_accepted(ctx)
-    if not accepted:
-        reason = (
-            f"No candidate passed the cascade ({summary['funnel']['candidates']} judged); "
-            "training skipped."
-        )
-        registry.log_metrics(run_id, _metrics(store.get_round(round_id).summary))  # type: ignore[union-attr]
-        registry.finish_run(run_id)
-        return finish(RoundState.REJECTED, "rejected", reason, None)
-
-    summary = timed("train", train.run, ctx, accepted)
-    store.update_round(
-        round_id, state=RoundState.TRAINED, summary={"train": summary, "wall_seconds": walls}
-    )
-    candidate_ref = ModelRef(str(ctx.base_dir), str(train.adapter_dir(ctx)), None)
-
-    champ_eval, cand_eval, timings = timed("evaluate", evaluate.run, ctx, candidate_ref)
-    eval_summary = {
-        "task": policy.evaluation.task,
-        "champion": {"pass_at_1": champ_eval.pass_at_1, "n": champ_eval.n},
-        "candidate": {"pass_at_1": cand_eval.pass_at_1, "n": cand_eval.n},
-        **timings,
-    }
-    store.update_round(
-        round_id, state=RoundState.EVALUATED, summary={"eval": eval_summary, "wall_seconds": walls}
-    )
-
-    decision = gate.decide(champ_eval, cand_eval, policy.promotion)
-    store.update_round(
-        round_id,
-        state=RoundState.DECIDED,
-        decision="promote" if decision.promote else "reject",
-        reason=decision.reason,
-        summary={"gate": asdict(decision)},
-    )
-    registry.log_artifacts(run_id, train.adapter_dir(ctx), "adapter")
-    registry.log_artifacts(run_id, ctx.step_dir(evaluate.STEP), "eval_items")
-    registry.log_metrics(run_id, _metrics(store.get_round(round_id).summary))  # type: ignore[union-attr]
-    version = registry.register(
-        run_id,
-        round_id,
-        tags={
-            "parent_version": parent or "base",
-            "base_model": base_name,
-            "policy_hash": policy.digest(),
-            "decision": "promote" if decision.promote else "reject",
-        },
-    )
-    registry.finish_run(run_id)
-    if not decision.promote:
-        return finish(RoundState.REJECTED, "rejected", decision.reason, version)
-    if not registry.promote(version, expected=parent):
-        reason = (
-            f"Stale: the champion alias moved away from {parent or 'the base model'} while this "
-            f"round ran; version {version} was registered but not promoted. {decision.reason}"
-        )
-        registry.tag_version(version, "decision", "stale")
-        return finish(RoundState.REJECTED, "stale", reason, version)
-    return finish(RoundState.PROMOTED, "promoted", decision.reason, version)
+    """Create one round and drive it to the end (the `round` command; no lock, no schedule)."""
+    controller = Controller(workspace, progress)
+    return controller.drive(controller.start_round(policy))

@@ -9,12 +9,13 @@ models; this holds the bookkeeping that decides what happens next.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import event, inspect, text
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 from autoimprove.types import Candidate, EvalResult, Verdict, Vote
 
@@ -37,12 +38,25 @@ class RoundState:
     FAILED = "FAILED"
     ABANDONED = "ABANDONED"
     FINAL = frozenset({PROMOTED, REJECTED, ABANDONED})
+    ORDER = (PENDING, GENERATED, VERIFIED, TRAINED, EVALUATED, DECIDED)
+
+    @classmethod
+    def reached(cls, progress: str, state: str) -> bool:
+        """True when a round whose last committed step is `progress` has passed `state`."""
+        if progress in cls.FINAL:
+            return True
+        return cls.ORDER.index(progress) >= cls.ORDER.index(state)
 
 
 class RoundRow(SQLModel, table=True):
+    """One round. `progress` is the last committed step; `state` equals it except while a
+    failed step waits for its retry (FAILED) and at the end (PROMOTED/REJECTED/ABANDONED)."""
+
     __tablename__ = "rounds"
     id: int | None = Field(default=None, primary_key=True)
     state: str = Field(default=RoundState.PENDING, index=True)
+    progress: str = Field(default=RoundState.PENDING)
+    slot: str | None = Field(default=None, unique=True)
     policy_hash: str
     policy_json: str
     parent_version: str | None = None
@@ -105,6 +119,32 @@ class EvalItemRow(SQLModel, table=True):
     response: str
 
 
+class StepRun(SQLModel, table=True):
+    """One attempt at one step of one round (a child process, or a reuse of sealed output)."""
+
+    __tablename__ = "step_runs"
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(index=True, foreign_key="rounds.id")
+    step: str
+    attempt: int
+    outcome: str = "running"  # running | ok | reused | failed | stopped
+    exit_code: int | None = None
+    pid: int | None = None
+    error: str | None = None
+    started_at: datetime = Field(default_factory=_now)
+    finished_at: datetime | None = None
+
+
+class DaemonEvent(SQLModel, table=True):
+    """What the daemon did or refused: start, stop, skipped trigger, policy reload or rejection."""
+
+    __tablename__ = "events"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=_now, index=True)
+    kind: str = Field(index=True)
+    message: str
+
+
 class Store:
     """All reads and writes of the state DB."""
 
@@ -123,34 +163,82 @@ class Store:
             cursor.close()
 
         SQLModel.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Workspaces made by an older version gain new columns (all nullable or defaulted)."""
+        inspector = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in present:
+                        continue
+                    kind = column.type.compile(self.engine.dialect)
+                    default = getattr(column.default, "arg", None)
+                    literal = f" DEFAULT {default!r}" if isinstance(default, str | int) else ""
+                    conn.execute(
+                        text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{literal}')
+                    )
 
     # rounds ---------------------------------------------------------------------------------
-    def create_round(self, policy_hash: str, policy_json: str, parent_version: str | None) -> int:
+    def create_round(
+        self,
+        policy_hash: str,
+        policy_json: str,
+        parent_version: str | None,
+        slot: str | None = None,
+    ) -> int:
+        """A new round, or the existing one for `slot` (a schedule's trigger time): idempotent."""
         with Session(self.engine) as s:
+            if slot is not None:
+                existing = s.exec(select(RoundRow).where(RoundRow.slot == slot)).first()
+                if existing is not None:
+                    assert existing.id is not None
+                    return existing.id
             row = RoundRow(
-                policy_hash=policy_hash, policy_json=policy_json, parent_version=parent_version
+                policy_hash=policy_hash,
+                policy_json=policy_json,
+                parent_version=parent_version,
+                slot=slot,
             )
             s.add(row)
             s.commit()
             assert row.id is not None
             return row.id
 
-    def get_round(self, round_id: int) -> RoundRow | None:
+    def unfinished_rounds(self) -> list[RoundRow]:
         with Session(self.engine) as s:
-            return s.get(RoundRow, round_id)
+            query = select(RoundRow).where(RoundRow.state.not_in(RoundState.FINAL))  # type: ignore[attr-defined]
+            return list(s.exec(query.order_by(RoundRow.id)))  # type: ignore[arg-type]
 
-    def list_rounds(self) -> list[RoundRow]:
+    def last_slot(self) -> str | None:
         with Session(self.engine) as s:
-            return list(s.exec(select(RoundRow).order_by(RoundRow.id.desc())))  # type: ignore[union-attr]
+            query = select(RoundRow.slot).where(RoundRow.slot.is_not(None))  # type: ignore[union-attr]
+            return s.exec(query.order_by(RoundRow.slot.desc())).first()  # type: ignore[union-attr]
 
-    def update_round(
-        self, round_id: int, summary: dict[str, Any] | None = None, **fields: Any
+    def commit_step(
+        self,
+        round_id: int,
+        state: str,
+        summary: dict[str, Any] | None = None,
+        write: Callable[[Session], None] | None = None,
+        **fields: Any,
     ) -> None:
-        """Set fields and merge `summary` keys into the round's summary, in one transaction."""
+        """Record a finished step: its rows (`write`) and the state change, in one transaction.
+
+        `write` must replace the round's rows for the step (delete, then insert), so committing
+        the same sealed step output twice leaves the same rows.
+        """
         with Session(self.engine) as s:
             row = s.get(RoundRow, round_id)
             if row is None:
                 raise KeyError(f"round {round_id} does not exist")
+            if write is not None:
+                write(s)
+            if state in RoundState.ORDER:
+                row.progress, row.error = state, None
+            row.state = state
             for name, value in fields.items():
                 setattr(row, name, value)
             if summary:
@@ -162,31 +250,29 @@ class Store:
             s.add(row)
             s.commit()
 
+    def get_round(self, round_id: int) -> RoundRow | None:
+        with Session(self.engine) as s:
+            return s.get(RoundRow, round_id)
+
+    def list_rounds(self) -> list[RoundRow]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(RoundRow).order_by(RoundRow.id.desc())))  # type: ignore[union-attr]
+
     # seeds ----------------------------------------------------------------------------------
     def used_seed_ids(self) -> set[str]:
         with Session(self.engine) as s:
             return set(s.exec(select(SeedUse.seed_id)))
 
-    def mark_seeds_used(self, round_id: int, seed_ids: list[str]) -> None:
-        with Session(self.engine) as s:
+    @staticmethod
+    def write_generated(
+        round_id: int, seed_ids: list[str], candidates: list[Candidate]
+    ) -> Callable[[Session], None]:
+        """Mark the seeds used by this round and replace its candidates (for `commit_step`)."""
+
+        def write(s: Session) -> None:
             for seed_id in seed_ids:
                 s.merge(SeedUse(seed_id=seed_id, round_id=round_id))
-            s.commit()
-
-    def forget_seed_usage(self) -> None:
-        """Used by the `recycle` policy when the pool is exhausted."""
-        with Session(self.engine) as s:
-            for row in s.exec(select(SeedUse)):
-                s.delete(row)
-            s.commit()
-
-    def seeds_of_round(self, round_id: int) -> list[str]:
-        with Session(self.engine) as s:
-            return list(s.exec(select(SeedUse.seed_id).where(SeedUse.round_id == round_id)))
-
-    # candidates and votes -------------------------------------------------------------------
-    def save_candidates(self, round_id: int, candidates: list[Candidate]) -> None:
-        with Session(self.engine) as s:
+            s.exec(delete(CandidateRow).where(CandidateRow.round_id == round_id))  # type: ignore[arg-type]
             for c in candidates:
                 s.add(
                     CandidateRow(
@@ -198,12 +284,22 @@ class Store:
                         completion_tokens=c.completion_tokens,
                     )
                 )
-            s.commit()
 
-    def save_verification(self, round_id: int, verdicts: list[Verdict], votes: list[Vote]) -> None:
-        """Store every vote and each candidate's verdict together (one transaction)."""
-        by_key = {(v.seed_id, v.candidate_index): v for v in verdicts}
+        return write
+
+    def seeds_of_round(self, round_id: int) -> list[str]:
         with Session(self.engine) as s:
+            return list(s.exec(select(SeedUse.seed_id).where(SeedUse.round_id == round_id)))
+
+    # candidates and votes -------------------------------------------------------------------
+    @staticmethod
+    def write_verified(
+        round_id: int, verdicts: list[Verdict], votes: list[Vote]
+    ) -> Callable[[Session], None]:
+        """Each candidate's verdict and every vote (replacing earlier ones), for `commit_step`."""
+        by_key = {(v.seed_id, v.candidate_index): v for v in verdicts}
+
+        def write(s: Session) -> None:
             rows = s.exec(select(CandidateRow).where(CandidateRow.round_id == round_id))
             for row in rows:
                 verdict = by_key.get((row.seed_id, row.index))
@@ -213,9 +309,11 @@ class Store:
                 row.rejected_at = verdict.rejected_at
                 row.skipped = verdict.skipped
                 s.add(row)
+            s.exec(delete(VoteRow).where(VoteRow.round_id == round_id))  # type: ignore[arg-type]
             for v in votes:
                 s.add(VoteRow(round_id=round_id, **v.__dict__))
-            s.commit()
+
+        return write
 
     def candidates(self, round_id: int) -> list[CandidateRow]:
         with Session(self.engine) as s:
@@ -228,23 +326,29 @@ class Store:
             return list(s.exec(query.order_by(VoteRow.id)))  # type: ignore[arg-type]
 
     # evaluation -----------------------------------------------------------------------------
-    def save_eval(self, round_id: int, model: str, result: EvalResult) -> None:
-        with Session(self.engine) as s:
-            responses = result.responses or ("",) * result.n
-            for item_id, correct, response in zip(
-                result.item_ids, result.correct, responses, strict=True
-            ):
-                s.add(
-                    EvalItemRow(
-                        round_id=round_id,
-                        model=model,
-                        task=result.task,
-                        item_id=item_id,
-                        correct=correct,
-                        response=response,
+    @staticmethod
+    def write_evaluated(round_id: int, results: dict[str, EvalResult]) -> Callable[[Session], None]:
+        """Per-item results of each evaluated model (replacing earlier ones), for `commit_step`."""
+
+        def write(s: Session) -> None:
+            s.exec(delete(EvalItemRow).where(EvalItemRow.round_id == round_id))  # type: ignore[arg-type]
+            for model, result in results.items():
+                responses = result.responses or ("",) * result.n
+                for item_id, correct, response in zip(
+                    result.item_ids, result.correct, responses, strict=True
+                ):
+                    s.add(
+                        EvalItemRow(
+                            round_id=round_id,
+                            model=model,
+                            task=result.task,
+                            item_id=item_id,
+                            correct=correct,
+                            response=response,
+                        )
                     )
-                )
-            s.commit()
+
+        return write
 
     def eval_items(self, round_id: int, model: str) -> list[EvalItemRow]:
         with Session(self.engine) as s:
@@ -252,3 +356,50 @@ class Store:
                 EvalItemRow.round_id == round_id, EvalItemRow.model == model
             )
             return list(s.exec(query))
+
+    # step runs and daemon events ------------------------------------------------------------
+    def start_step_run(self, round_id: int, step: str, attempt: int, pid: int | None) -> int:
+        with Session(self.engine) as s:
+            row = StepRun(round_id=round_id, step=step, attempt=attempt, pid=pid)
+            s.add(row)
+            s.commit()
+            assert row.id is not None
+            return row.id
+
+    def finish_step_run(
+        self, run_id: int, outcome: str, exit_code: int | None = None, error: str | None = None
+    ) -> None:
+        with Session(self.engine) as s:
+            row = s.get(StepRun, run_id)
+            assert row is not None
+            row.outcome, row.exit_code, row.error = outcome, exit_code, error
+            row.finished_at = _now()
+            s.add(row)
+            s.commit()
+
+    def step_runs(self, round_id: int | None = None) -> list[StepRun]:
+        with Session(self.engine) as s:
+            query = select(StepRun)
+            if round_id is not None:
+                query = query.where(StepRun.round_id == round_id)
+            return list(s.exec(query.order_by(StepRun.id)))  # type: ignore[arg-type]
+
+    def abandon_running_step_runs(self) -> None:
+        """Step runs left `running` by a killed daemon are marked as such on restart."""
+        with Session(self.engine) as s:
+            for row in s.exec(select(StepRun).where(StepRun.outcome == "running")):
+                row.outcome, row.error, row.finished_at = "killed", "daemon stopped", _now()
+                s.add(row)
+            s.commit()
+
+    def add_event(self, kind: str, message: str) -> None:
+        with Session(self.engine) as s:
+            s.add(DaemonEvent(kind=kind, message=message))
+            s.commit()
+
+    def events(self, kind: str | None = None, limit: int = 50) -> list[DaemonEvent]:
+        with Session(self.engine) as s:
+            query = select(DaemonEvent)
+            if kind is not None:
+                query = query.where(DaemonEvent.kind == kind)
+            return list(s.exec(query.order_by(DaemonEvent.id.desc()).limit(limit)))  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from autoimprove.backends.base import user_turn
 from autoimprove.backends.hf import HFBackend
 from autoimprove.policy import parse_policy
-from autoimprove.train import train_adapter
+from autoimprove.train import resume_point, train_adapter
 from autoimprove.types import ModelRef, Sampling
 
 PROMPTS = ["What is 3 plus 4?", "A farmer has 12 cows and sells 5. How many are left now?", "Hi"]
@@ -68,7 +68,7 @@ def _lora_b(adapter_dir):
 def test_training_changes_lora_weights_and_writes_only_safetensors(tiny_model_dir, tmp_path):
     policy = parse_policy(POLICY, folder=tmp_path)
     first = tmp_path / "round1"
-    stats = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, first)
+    stats = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, first, tmp_path / "ck1")
     assert stats["train_rows"] == 3 and stats["train_steps"] == 4  # 2 epochs x ceil(3/2)
     assert stats["loss_first"] is not None and stats["loss_last"] is not None
     files = sorted(p.name for p in first.iterdir())
@@ -79,7 +79,35 @@ def test_training_changes_lora_weights_and_writes_only_safetensors(tiny_model_di
 
     # `continue` mode: round 2 starts from round 1's adapter and moves it further.
     second = tmp_path / "round2"
-    train_adapter(ModelRef(str(tiny_model_dir), str(first)), ROWS, policy, second)
+    train_adapter(ModelRef(str(tiny_model_dir), str(first)), ROWS, policy, second, tmp_path / "ck2")
     b2 = _lora_b(second)
     assert b2.keys() == b1.keys()
     assert any(not torch.equal(b1[k], b2[k]) for k in b1)
+
+
+def test_training_resumes_from_the_newest_complete_checkpoint(tiny_model_dir, tmp_path):
+    """A truncated newest checkpoint is skipped; training continues from the one before and
+    ends where an uninterrupted run ends."""
+    text = POLICY.replace("training:\n", "training:\n  checkpoint_every: 1\n")
+    assert "checkpoint_every: 1" in text
+    policy = parse_policy(text, folder=tmp_path)
+    checkpoints = tmp_path / "ck"
+    full = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, tmp_path / "a", checkpoints)
+    assert full["resumed_from_step"] is None and full["train_steps"] == 4
+    kept = sorted(p.name for p in checkpoints.glob("checkpoint-*"))
+    assert kept == ["checkpoint-3", "checkpoint-4"]  # the newest two, each sealed
+    assert all((checkpoints / k / "MANIFEST.json").is_file() for k in kept)
+
+    # A kill while checkpoint-4 was being written: its weights are cut short.
+    weights = checkpoints / "checkpoint-4" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert resume_point(checkpoints) == checkpoints / "checkpoint-3"
+    assert not (checkpoints / "checkpoint-4").exists()
+
+    resumed = train_adapter(
+        ModelRef(str(tiny_model_dir)), ROWS, policy, tmp_path / "b", checkpoints
+    )
+    assert resumed["resumed_from_step"] == 3 and resumed["train_steps"] == 4
+    a, b = _lora_b(tmp_path / "a"), _lora_b(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

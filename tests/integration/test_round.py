@@ -26,9 +26,10 @@ def write_policy(folder: Path, base: Path, per_round: int = 3) -> Path:
         f"""
 model: {{base: {base}, dtype: float32}}
 seeds: {{pool: pool.jsonl, per_round: {per_round}}}
-generation: {{n: 2, max_new_tokens: 12, batch: 8}}
+generation: {{n: 2, max_new_tokens: 12, batch: 8, temperature: 0.05}}
 cascade:
   max_new_tokens: 12
+  temperature: 0.05
   stages:
     - {{type: correctness, mode: agreement, votes: 2}}
 training: {{epochs: 1, batch_size: 2, lora: {{r: 4, alpha: 8}}}}

@@ -77,3 +77,12 @@ def test_paired_bootstrap_agrees_in_direction():
     assert paired_bootstrap(champion, champion) == 1.0
     d = decide(result(list(champion)), result(list(candidate)), PromotionSection(test="bootstrap"))
     assert d.promote and "bootstrap" in d.reason
+
+
+def test_alpha_one_promotes_a_tie_but_never_a_net_loss():
+    same = result([True, False] * 50)
+    d = decide(same, same, PromotionSection(min_gain=0.0, alpha=1.0))
+    assert d.promote and d.p_value == 1.0
+    worse = result([False, False] * 50)
+    d = decide(same, worse, PromotionSection(min_gain=-1.0, alpha=1.0))
+    assert not d.promote

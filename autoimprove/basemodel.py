@@ -1,0 +1,36 @@
+"""Which base model a policy names, and where its weights and champion adapters live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autoimprove.context import Workspace
+from autoimprove.policy import EMBEDDED, Policy
+
+
+def base_name(policy: Policy) -> str:
+    """The base model's name recorded on registry versions (no weights are touched)."""
+    if policy.model.base == EMBEDDED:
+        from autoimprove.embedded import EMBEDDED_MODEL_ID
+
+        return EMBEDDED_MODEL_ID
+    return policy.model.base
+
+
+def resolve_base(policy: Policy) -> Path:
+    """The base model folder (the embedded model is converted on first use, minutes, once)."""
+    if policy.model.base == EMBEDDED:
+        from autoimprove.embedded import embedded_model_dir
+
+        return embedded_model_dir()
+    path = Path(policy.model.base)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model.base {path} is not a transformers model folder (no config.json)"
+        )
+    return path
+
+
+def champion_adapter_dir(workspace: Workspace, version: str) -> Path:
+    """Where the controller downloads a registry version's adapter for the steps to use."""
+    return workspace.root / "cache" / "adapters" / f"v{version}" / "adapter"
