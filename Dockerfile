@@ -1,5 +1,8 @@
 # CPU image: the embedded default model, offline. Build: docker build -t autoimprove .
-# Run one round: docker run --rm -v $PWD/ws:/ws autoimprove round --policy policies/quickstart.yaml --workspace /ws
+# Run the service (a round every 6 h): docker run -d -v $PWD/ws:/ws autoimprove run \
+#   --policy policies/quickstart.yaml --workspace /ws
+# `docker stop -t 900` lets the step in flight reach its next safe point (SIGTERM, exit 0); a
+# plain `docker stop` kills it after 10 s, which is also safe: the next start resumes the round.
 FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true \
     AUTOIMPROVE_CACHE=/opt/autoimprove-cache

@@ -167,6 +167,8 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
         "decision": row.decision,
         "reason": row.reason,
         "error": row.error,
+        "attempts": row.attempts,
+        "slot": row.slot,
         "model_version": row.model_version,
         "parent_version": row.parent_version,
         "champion_version": champion_version,
@@ -319,6 +321,19 @@ def show(
         raise _fail(f"no round {round_id} in {workspace}")
     registry, _ = _registry_of(store)
     detail = round_detail(row, registry.champion().version if registry else None)
+    detail["steps"] = [
+        {
+            "step": r.step,
+            "attempt": r.attempt,
+            "outcome": r.outcome,
+            "exit_code": r.exit_code,
+            "seconds": (
+                round((r.finished_at - r.started_at).total_seconds(), 2) if r.finished_at else None
+            ),
+            "error": r.error.splitlines()[0] if r.error else None,
+        }
+        for r in store.step_runs(round_id)
+    ]
     if as_json:
         print(json.dumps(detail, indent=1))
     else:

@@ -25,7 +25,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from autoimprove import dispatch, stopping
@@ -216,11 +221,12 @@ class Daemon:
             except stopping.StopRequested:
                 return
 
-    def _on_job_event(self, event: JobExecutionEvent) -> None:
-        if event.code == EVENT_JOB_MAX_INSTANCES:
+    def _on_job_event(self, event: JobSubmissionEvent | JobExecutionEvent) -> None:
+        if isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
+            times = ", ".join(slot_key(t) for t in event.scheduled_run_times)
+            log.warning("trigger at %s skipped: a round is still running", times)
             self.store.add_event(
-                "trigger_skipped",
-                f"trigger at {slot_key(event.scheduled_run_time)} skipped: a round is running",
+                "trigger_skipped", f"trigger at {times} skipped: a round is running"
             )
         elif event.exception is not None:
             exc = event.exception

@@ -159,6 +159,14 @@ def test_a_crashed_child_is_retried_and_keeps_its_finished_shards(tiny_model_dir
         assert log.is_file()
     error = rows(ws, "select error from step_runs where outcome = 'failed'")[0][0]
     assert "killed by signal 9" in error
+    shown = json.loads(run("show", "1", "--workspace", str(ws), "--json").stdout)
+    assert [(s["step"], s["attempt"], s["outcome"]) for s in shown["steps"]] == [
+        ("generate", 1, "failed"),
+        ("generate", 2, "ok"),
+        ("verify", 1, "failed"),
+        ("verify", 2, "ok"),
+    ]
+    assert shown["attempts"] == 2 and shown["error"] is None
 
 
 def test_a_step_failing_every_attempt_abandons_the_round(tiny_model_dir, tmp_path):

@@ -1,6 +1,8 @@
-"""One end-to-end round on the embedded Qwen2.5-Coder-0.5B model with a small policy.
+"""One end-to-end round on the embedded Qwen2.5-Coder-0.5B model with a small policy, run by
+the daemon as a real process that is killed (SIGKILL, from outside) halfway through generation
+and restarted: the finished generation shard is kept, the round completes.
 
-Checks the figures the round stores against each other and against the raw per-item rows: the
+Then checks the figures the round stores against each other and against the raw per-item rows: the
 funnel adds up, the judge budget matches the stored votes, pass@1 equals the mean of the stored
 per-item correctness, and the decision is what the gate says about those items.
 """
@@ -10,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from daemon_helpers import alive, kill, paused_pid, run, start, step_outcomes, wait_for
 from typer.testing import CliRunner
 
 from autoimprove.cli import app
@@ -21,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 POLICY = f"""
 model: {{base: embedded}}
-seeds: {{pool: {ROOT / "seeds" / "arith_pool.jsonl"}, per_round: 6}}
-generation: {{n: 3, temperature: 0.8, max_new_tokens: 320, batch: 18}}
+seeds: {{pool: {ROOT / "seeds" / "arith_pool.jsonl"}, per_round: 4}}
+generation: {{n: 3, temperature: 0.8, max_new_tokens: 320, batch: 12, shard_seeds: 2}}
 cascade:
   temperature: 0.8
   max_new_tokens: 320
@@ -39,18 +42,26 @@ registry: {{model_name: e2e}}
 def test_round_on_embedded_model(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    ws = tmp_path / "ws"
-    result = CliRunner().invoke(
-        app,
-        ["round", "--policy", str(policy), "--workspace", str(ws), "--json"],
-        catch_exceptions=False,
+    ws, once = tmp_path / "ws", tmp_path / "fired"
+    args = ("run", "--policy", str(policy), "--workspace", str(ws), "--rounds", "1")
+    flag = once.parent / f"{once.name}.generate.after_shard"
+    daemon = start(*args, fault="generate:after_shard:pause", once=once)
+    child = wait_for(lambda: paused_pid(flag), timeout=1800, what="the first generation shard")
+    kill(daemon)
+    wait_for(lambda: not alive(child), timeout=30, what="the generation child to die")
+
+    result = run(*args, timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    generated = json.loads((ws / "rounds/00001/generate/summary.json").read_text())
+    assert generated["shards"] == 2 and generated["shards_reused"] == 1
+    assert step_outcomes(ws)["generate"] == ["killed", "ok"]
+    shown = json.loads(
+        CliRunner().invoke(app, ["show", "1", "--workspace", str(ws), "--json"]).stdout
     )
-    assert result.exit_code == 0, result.output
-    shown = json.loads(result.stdout)
     funnel = shown["funnel"]
-    assert shown["seeds"] == 6 and funnel["candidates"] == 18
+    assert shown["seeds"] == 4 and funnel["candidates"] == 12
     assert funnel["candidates"] >= funnel["passed_cycle"] >= funnel["passed_correctness"]
-    assert funnel["accepted"] == funnel["seeds_with_accepted"] <= 6
+    assert funnel["accepted"] == funnel["seeds_with_accepted"] <= 4
 
     db = sqlite3.connect(ws / "state.db")
     calls, tokens = db.execute(
@@ -58,7 +69,7 @@ def test_round_on_embedded_model(tmp_path):
     ).fetchone()
     assert shown["judge_calls"] == calls > 0 and shown["judge_tokens"] == tokens > 0
     texts = db.execute("select text from candidates where round_id = 1").fetchall()
-    assert len(texts) == 18 and sum(len(t) > 20 for (t,) in texts) >= 15, (
+    assert len(texts) == 12 and sum(len(t) > 20 for (t,) in texts) >= 10, (
         "the model wrote solutions"
     )
 

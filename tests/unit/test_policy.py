@@ -93,3 +93,25 @@ def test_missing_file_is_a_policy_error(tmp_path):
 def test_non_mapping_is_a_policy_error():
     with pytest.raises(PolicyError, match="mapping"):
         parse_policy("- just\n- a list\n")
+
+
+def test_schedule_errors_are_listed_with_their_paths():
+    text = (
+        "seeds: {pool: p.jsonl}\ncascade: {stages: [{type: correctness}]}\n"
+        "registry: {model_name: m}\n"
+        "schedule: {every: 5x, cron: 'not cron', max_attempts: 0, retry_backoff: -1}\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    joined = "\n".join(caught.value.errors)
+    for path in (
+        "schedule.every",
+        "schedule.cron",
+        "schedule.max_attempts",
+        "schedule.retry_backoff",
+    ):
+        assert path in joined
+    both = text.replace("every: 5x, cron: 'not cron'", "every: 1h, cron: '0 * * * *'")
+    both = both.replace("max_attempts: 0, retry_backoff: -1", "max_attempts: 2")
+    with pytest.raises(PolicyError, match="either every or cron"):
+        parse_policy(both)
