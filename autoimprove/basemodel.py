@@ -31,6 +31,11 @@ def resolve_base(policy: Policy) -> Path:
     return path
 
 
+def versions_cache(workspace: Workspace) -> Path:
+    """Where the controller downloads registry versions (their pyfunc model folders)."""
+    return workspace.root / "cache" / "versions"
+
+
 def champion_adapter_dir(workspace: Workspace, version: str) -> Path:
-    """Where the controller downloads a registry version's adapter for the steps to use."""
-    return workspace.root / "cache" / "adapters" / f"v{version}" / "adapter"
+    """A downloaded version's adapter, as the steps read it."""
+    return versions_cache(workspace) / f"v{version}" / "model" / "artifacts" / "adapter"

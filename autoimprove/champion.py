@@ -1,17 +1,19 @@
 """The MLflow model registry: resolve the champion, log a round, register and promote versions.
 
-Every registry version is one LoRA adapter over one fixed base model, logged as the `adapter`
-artifact of the round's MLflow run and registered with
-`create_model_version(source="runs:/<run>/adapter")` (`mlflow.register_model` on a plain artifact
-path fails in MLflow 3.x). Aliases: `champion` (what consumers load) moves only on promotion;
-`challenger` marks the newest trained candidate. Registration is idempotent: a version tagged
-with the round id is found instead of created twice. Only the MLflow client API is used, with an
-explicit tracking URI, so nothing is configured globally.
+Every registry version is one LoRA adapter over one fixed base model, packaged as an MLflow pyfunc
+model (`consumer.save_pyfunc`: code + config + the adapter's safetensors, no base weights), logged
+as the `model` artifact of the round's MLflow run and registered with
+`create_model_version(source="runs:/<run>/model")`, so `mlflow.pyfunc.load_model(
+"models:/<name>@champion")` works for any consumer. Aliases: `champion` (what consumers load)
+moves only on promotion; `challenger` marks the newest trained candidate. Registration is
+idempotent: a version tagged with the round id is found instead of created twice. Only the MLflow
+client API is used, with an explicit tracking URI, so nothing is configured globally.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,6 @@ class Champion:
     """Where the champion alias points: a version with its adapter, or the base model."""
 
     version: str | None
-    run_id: str | None = None
 
 
 def _flatten(prefix: str, value: object, out: dict[str, str]) -> None:
@@ -50,26 +51,34 @@ class Registry:
         self.tracking_uri = tracking_uri
 
     # champion -------------------------------------------------------------------------------
-    def champion(self) -> Champion:
-        """The version the `champion` alias points at; version None = the base model."""
+    def alias(self, alias: str) -> str | None:
+        """The version an alias points at, or None when it is not set."""
         try:
-            mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
+            mv = self.client.get_model_version_by_alias(self.model_name, alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return Champion(version=None)
+                return None
             raise
-        return Champion(version=str(mv.version), run_id=mv.run_id)
+        return str(mv.version)
 
-    def download_adapter(self, version: str, dest: Path) -> Path:
-        """The adapter files of a version, downloaded (once) into `dest`."""
-        mv = self.client.get_model_version(self.model_name, version)
+    def champion(self) -> Champion:
+        """The version the `champion` alias points at; version None = the base model."""
+        return Champion(version=self.alias(CHAMPION))
+
+    def download_model(self, version: str, dest: Path) -> Path:
+        """A version's pyfunc model folder, downloaded (once) to `dest/v<version>/model`."""
         target = dest / f"v{version}"
-        if (target / "adapter" / "adapter_config.json").is_file():
-            return target / "adapter"
-        target.mkdir(parents=True, exist_ok=True)
+        if (target / "model" / "MLmodel").is_file():
+            return target / "model"
+        mv = self.client.get_model_version(self.model_name, version)
         assert mv.run_id, f"version {version} of {self.model_name} has no run to download from"
-        local = self.client.download_artifacts(mv.run_id, "adapter", str(target))
-        return Path(local)
+        staging = dest / f".v{version}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self.client.download_artifacts(mv.run_id, "model", str(staging))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)  # a half-finished download is never mistaken for a model
+        return target / "model"
 
     # runs -----------------------------------------------------------------------------------
     def _experiment_id(self) -> str:
@@ -140,7 +149,7 @@ class Registry:
         if version is None:
             mv = self.client.create_model_version(
                 self.model_name,
-                source=f"runs:/{run_id}/adapter",
+                source=f"runs:/{run_id}/model",
                 run_id=run_id,
                 tags={"round": str(round_id), **tags},
             )
@@ -162,5 +171,19 @@ class Registry:
             return True
         if current != expected:
             return False
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        return True
+
+    def move_alias(self, version: str | None, expected: str | None) -> bool:
+        """Point `champion` at `version` (None = the base model) if it is still `expected`.
+
+        MLflow has no atomic compare-and-set: this re-reads the alias just before writing, which
+        closes the window to milliseconds; the daemon is the only automatic writer.
+        """
+        if self.champion().version != expected:
+            return False
+        if version is None:
+            self.client.delete_registered_model_alias(self.model_name, CHAMPION)
+            return True
         self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
         return True

@@ -338,3 +338,121 @@ def show(
         print(json.dumps(detail, indent=1))
     else:
         console.print(summary_table(detail))
+
+
+def _workspace_registry(workspace: Path):  # noqa: ANN202 - (Registry, name); MLflow lazily
+    registry, name = _registry_of(_store(workspace))
+    if registry is None:
+        raise _fail(f"{workspace} has no rounds yet, so no registered model")
+    return registry, name
+
+
+@app.command("rounds")
+def rounds_cmd(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+    """Every round: state, funnel, pass@1s, decision, version, duration."""
+    store = _store(workspace)
+    out = []
+    for row in store.list_rounds():
+        d = round_detail(row)
+        ev = d["eval"] or {}
+        seconds = (
+            round((row.finished_at - row.started_at).total_seconds(), 1)
+            if row.finished_at and row.started_at
+            else None
+        )
+        out.append(
+            {
+                "id": d["id"],
+                "state": d["state"],
+                "candidates": (d["funnel"] or {}).get("candidates"),
+                "accepted": (d["funnel"] or {}).get("accepted"),
+                "champion_pass_at_1": (ev.get("champion") or {}).get("pass_at_1"),
+                "candidate_pass_at_1": (ev.get("candidate") or {}).get("pass_at_1"),
+                "decision": d["decision"],
+                "version": d["model_version"],
+                "seconds": seconds,
+            }
+        )
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return
+    table = Table(*out[0].keys()) if out else Table("id")
+    for r in out:
+        table.add_row(*(("-" if v is None else str(v)) for v in r.values()))
+    console.print(table)
+
+
+def _manual(workspace: Path, kind: str, message: str, reason: str | None) -> dict:
+    import getpass
+
+    who = getpass.getuser()
+    _store(workspace).add_event(kind, f"{message} by {who}: {reason or 'no reason given'}")
+    return {"event": kind, "by": who, "reason": reason, "message": message}
+
+
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (recorded with your name).")]
+
+
+@app.command("promote")
+def promote_cmd(
+    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
+    workspace: WorkspaceOpt,
+    reason: ReasonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point `champion` at VERSION by hand (compare-and-set; recorded with who and why)."""
+    offline_env()
+    registry, name = _workspace_registry(workspace)
+    current = registry.champion().version
+    try:
+        registry.client.get_model_version(name, version)
+    except Exception:  # noqa: BLE001 - MLflow raises a generic error for unknown versions
+        raise _fail(f"{name} has no version {version}") from None
+    if not registry.promote(version, expected=current):
+        raise _fail(f"the champion alias moved while promoting (was {current}); try again")
+    registry.tag_version(version, "manual_promotion", reason or "yes")
+    out = _manual(workspace, "manual_promote", f"champion {current or 'base'} -> {version}", reason)
+    print(json.dumps(out)) if as_json else console.print(out["message"], highlight=False)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    workspace: WorkspaceOpt, reason: ReasonOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Point `champion` back at the current champion's parent (the base model if it had none)."""
+    offline_env()
+    registry, name = _workspace_registry(workspace)
+    current = registry.champion().version
+    if current is None:
+        raise _fail("the champion is already the base model; nothing to roll back")
+    parent = registry.client.get_model_version(name, current).tags.get("parent_version", "base")
+    if not registry.move_alias(parent if parent != "base" else None, expected=current):
+        raise _fail(f"the champion alias moved while rolling back (was {current}); try again")
+    out = _manual(workspace, "manual_rollback", f"champion {current} -> {parent}", reason)
+    print(json.dumps(out)) if as_json else console.print(out["message"], highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    version: Annotated[str, typer.Argument(help="A version number, `champion` or `challenger`.")],
+    workspace: WorkspaceOpt,
+    merged: Annotated[
+        Path | None, typer.Option(help="Write base + adapter merged, as safetensors, here.")
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="Write the LoRA adapter here (vllm serve --lora-modules).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a registered version for a serving stack."""
+    offline_env()
+    if merged is None and adapter is None:
+        raise _fail("give --merged DIR and/or --adapter DIR")
+    registry, name = _workspace_registry(workspace)
+    from autoimprove.consumer import export
+
+    try:
+        out = export(name, registry.tracking_uri, version, merged, adapter)
+    except (LookupError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    print(json.dumps(out, indent=1)) if as_json else console.print(out, highlight=False)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
-from autoimprove.basemodel import base_name, champion_adapter_dir
+from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
@@ -124,9 +124,7 @@ class Controller:
         if row.state in RoundState.FINAL:
             return self._outcome(row, registry)
         if row.parent_version:
-            registry.download_adapter(
-                row.parent_version, champion_adapter_dir(self.ws, row.parent_version).parents[1]
-            )
+            registry.download_model(row.parent_version, versions_cache(self.ws))
         for step in HEAVY_STEPS:
             if RoundState.reached(self._row(round_id).progress, STATE_AFTER[step]):
                 continue
@@ -279,7 +277,19 @@ class Controller:
         run_id = registry.start_round_run(round_id, json.loads(policy.model_dump_json()))
         registry.log_artifacts(run_id, self._step_dir(round_id, "verify"), "accepted_data")
         if with_model:
-            registry.log_artifacts(run_id, self._step_dir(round_id, "train") / "adapter", "adapter")
+            import tempfile
+
+            from autoimprove.consumer import save_pyfunc
+
+            with tempfile.TemporaryDirectory(prefix="autoimprove-model-") as scratch:
+                model_dir = save_pyfunc(
+                    self._step_dir(round_id, "train") / "adapter",
+                    Path(scratch) / "model",
+                    policy.model.base,
+                    policy.model.dtype,
+                    policy.model.system_prompt,
+                )
+                registry.log_artifacts(run_id, model_dir, "model")
             registry.log_artifacts(run_id, self._step_dir(round_id, "evaluate"), "eval_items")
         registry.log_metrics(run_id, _metrics(self._row(round_id).summary))
         return run_id

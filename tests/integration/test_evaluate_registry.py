@@ -47,7 +47,7 @@ def test_registry_versions_aliases_and_compare_and_set(tmp_path):
 
     run = registry.start_round_run(1, {"a": {"b": 1}})
     assert registry.start_round_run(1, {"a": {"b": 1}}) == run, "one run per round"
-    registry.log_artifacts(run, adapter, "adapter")
+    registry.log_artifacts(run, adapter, "model/artifacts/adapter")
     registry.log_metrics(run, {"pass_at_1": 0.5})
     v1 = registry.register(run, 1, {"decision": "promote", "base_model": "tiny"})
     assert registry.register(run, 1, {"decision": "promote"}) == v1, "registration is idempotent"
@@ -59,10 +59,13 @@ def test_registry_versions_aliases_and_compare_and_set(tmp_path):
     assert registry.promote(v1, expected=None)
     assert registry.champion().version == v1
     run2 = registry.start_round_run(2, {})
-    registry.log_artifacts(run2, adapter, "adapter")
+    registry.log_artifacts(run2, adapter, "model/artifacts/adapter")
     v2 = registry.register(run2, 2, {})
     # Someone else's view of the champion is stale: the alias does not move.
     assert not registry.promote(v2, expected=None)
     assert registry.champion().version == v1
-    downloaded = registry.download_adapter(v1, tmp_path / "cache")
-    assert (downloaded / "adapter_model.safetensors").read_bytes() == b"not really weights"
+    # A promotion that already happened (a crash before it was recorded) is recognised.
+    assert registry.promote(v1, expected=None)
+    downloaded = registry.download_model(v1, tmp_path / "cache")
+    weights = downloaded / "artifacts" / "adapter" / "adapter_model.safetensors"
+    assert weights.read_bytes() == b"not really weights"

@@ -126,7 +126,7 @@ def test_mlflow_run_and_version_carry_the_round(two_rounds):
     assert run.data.metrics["verify.funnel.accepted"] == 3
     assert run.data.params["registry.model_name"] == "tiny-test"
     artifacts = {a.path for a in registry.client.list_artifacts(mv.run_id)}
-    assert {"adapter", "accepted_data", "eval_items"} <= artifacts
+    assert {"model", "accepted_data", "eval_items"} <= artifacts
     champion = status_champion(ws)
     # The alias moves only on promotion.
     assert champion == ("1" if first["decision"] == "promoted" else None)

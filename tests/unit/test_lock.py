@@ -25,7 +25,7 @@ def test_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
 def test_a_killed_holder_leaves_no_lock(tmp_path):
     path = tmp_path / "daemon.lock"
     code = (
-        "import os, signal, sys; from pathlib import Path; from autoimprove.lock import WorkspaceLock;"
+        "import os, signal; from pathlib import Path; from autoimprove.lock import WorkspaceLock;"
         f"WorkspaceLock(Path({str(path)!r})).acquire(); os.kill(os.getpid(), signal.SIGKILL)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
