@@ -299,6 +299,7 @@ def daemon_info(workspace: Path, store: Store) -> dict:
         policy_error = {"at": rejected[0].at.isoformat(), "message": rejected[0].message}
     return {
         "pid": holder(Workspace(workspace).lock_file),
+        "paused": Workspace(workspace).pause_file.exists(),
         "policy_error": policy_error,
         "events": [
             {"at": e.at.isoformat(), "kind": e.kind, "message": e.message.splitlines()[0]}
@@ -456,3 +457,25 @@ def export_cmd(
     except (LookupError, ValueError) as exc:
         raise _fail(str(exc)) from None
     print(json.dumps(out, indent=1)) if as_json else console.print(out, highlight=False)
+
+
+@app.command("pause")
+def pause_cmd(workspace: WorkspaceOpt, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
+    """Pause the daemon: it finishes the step in flight, then waits (state stays resumable)."""
+    _store(workspace)
+    ws = Workspace(workspace)
+    out = _manual(workspace, "manual_pause", "paused", reason)
+    ws.pause_file.write_text(json.dumps(out) + "\n")
+    print(json.dumps(out)) if as_json else console.print("paused", highlight=False)
+
+
+@app.command("resume")
+def resume_cmd(workspace: WorkspaceOpt, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
+    """Let a paused daemon continue."""
+    _store(workspace)
+    ws = Workspace(workspace)
+    if not ws.pause_file.exists():
+        raise _fail(f"{workspace} is not paused")
+    out = _manual(workspace, "manual_resume", "resumed", reason)
+    ws.pause_file.unlink()
+    print(json.dumps(out)) if as_json else console.print("resumed", highlight=False)

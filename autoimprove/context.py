@@ -53,6 +53,11 @@ class Workspace:
     def lock_file(self) -> Path:
         return self.root / "daemon.lock"
 
+    @property
+    def pause_file(self) -> Path:
+        """Present while an operator has paused the daemon (`autoimprove pause`)."""
+        return self.root / "PAUSED"
+
 
 Progress = Callable[[str, int, int], None]
 """progress(label, done, total): steps report long loops through this (rich bars or log lines)."""

@@ -111,6 +111,7 @@ class Daemon:
                 return 0
             if self.rounds is not None:
                 while self.completed < self.rounds and not stopping.stop_requested():
+                    self.controller.wait_if_paused("before a new round")
                     self._reload_policy()
                     self._drive(self.controller.start_round(self.policy))
                 return 0
@@ -209,6 +210,7 @@ class Daemon:
             if stopping.stop_requested():
                 return
             try:
+                self.controller.wait_if_paused("before a new round")
                 self._reload_policy()
                 slot, self._pending_slot = self._pending_slot, None
                 if slot is None:

@@ -159,9 +159,21 @@ class Controller:
     def _step_dir(self, round_id: int, step: str) -> Path:
         return self.ws.step_dir(round_id, step)
 
+    def wait_if_paused(self, where: str) -> None:
+        """Hold here (between steps, before a new round) while the workspace is paused."""
+        if not self.ws.pause_file.exists():
+            return
+        self.store.add_event("paused", f"waiting {where}")
+        log.warning("paused by an operator: waiting %s (autoimprove resume)", where)
+        while self.ws.pause_file.exists():
+            stopping.check()
+            time.sleep(0.5)
+        self.store.add_event("resumed", f"continuing {where}")
+
     # heavy steps ----------------------------------------------------------------------------
     def _run_heavy(self, round_id: int, step: str, policy: Policy) -> None:
         """Run `step` in a child until its output is sealed, retrying failures with backoff."""
+        self.wait_if_paused(f"before {step} of round {round_id}")
         fault_point(step, "before")
         sched = policy.schedule
         failed = sum(

@@ -97,3 +97,35 @@ def test_an_invalid_policy_at_start_exits_2_listing_every_error(tmp_path):
     for path in ("cascade.stages", "registry", "schedule.every"):
         assert path in result.stderr
     assert not (tmp_path / "ws" / "state.db").exists()
+
+
+def test_pause_holds_the_daemon_between_steps_until_resume(tiny_model_dir, tmp_path):
+    policy = write_policy(tmp_path, tiny_model_dir)
+    ws, once = tmp_path / "ws", tmp_path / "fired"
+    flag = once.parent / f"{once.name}.generate.before"
+    daemon = start(
+        "run",
+        "--policy",
+        str(policy),
+        "--workspace",
+        str(ws),
+        "--rounds",
+        "1",
+        fault="generate:before:pause",
+        once=once,
+    )
+    wait_for(lambda: paused_pid(flag), what="round 1 to start generating")
+    assert run("pause", "--workspace", str(ws), "--reason", "maintenance").returncode == 0
+    release(flag)  # generation, already under way, finishes; verification waits
+    wait_for(lambda: _events(ws, "paused"), what="the daemon to hold")
+    assert "before verify of round 1" in _events(ws, "paused")[0]
+    time.sleep(1)
+    assert rows(ws, "select step, outcome from step_runs") == [("generate", "ok")]
+    status = json.loads(run("status", "--workspace", str(ws), "--json").stdout)
+    assert status["daemon"]["paused"] is True and status["daemon"]["pid"]
+    assert run("resume", "--workspace", str(ws)).returncode == 0
+    assert daemon.wait(timeout=300) == 0
+    assert rows(ws, "select state from rounds") == [("REJECTED",)]
+    kinds = [k for (k,) in rows(ws, "select kind from events order by id")]
+    assert kinds.index("manual_pause") < kinds.index("paused") < kinds.index("manual_resume")
+    assert run("resume", "--workspace", str(ws)).returncode == 2  # not paused any more
