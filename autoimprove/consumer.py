@@ -63,9 +63,11 @@ def prompts_of(model_input: Any) -> list[str]:
         return [model_input]
     columns = getattr(model_input, "columns", None)
     if columns is not None:
-        if "prompt" not in columns:
-            raise ValueError(f"the DataFrame needs a 'prompt' column (has {list(columns)})")
-        return [str(p) for p in model_input["prompt"]]
+        if "prompt" in columns:
+            return [str(p) for p in model_input["prompt"]]
+        if len(columns) == 1:  # MLflow's schema enforcement turns a list into one column
+            return [str(p) for p in model_input[columns[0]]]
+        raise ValueError(f"the DataFrame needs a 'prompt' column (has {list(columns)})")
     if isinstance(model_input, Iterable):
         return [str(p) for p in model_input]
     raise TypeError(f"cannot read prompts from {type(model_input).__name__}")
@@ -76,11 +78,15 @@ def save_pyfunc(
 ) -> Path:
     """Write the MLflow model folder of a version: code, config and the adapter."""
     import mlflow.pyfunc
+    from mlflow.models import infer_signature
 
     check_safetensors_only(adapter_dir)
+    # Declared params are what lets `predict(..., params={"max_new_tokens": N})` through.
+    signature = infer_signature(["a prompt"], ["a completion"], params={"max_new_tokens": 256})
     mlflow.pyfunc.save_model(
         path=str(out),
         python_model=str(PYFUNC_FILE),
+        signature=signature,
         artifacts={"adapter": str(adapter_dir)},
         model_config={
             "base_model": base_model,

@@ -111,7 +111,8 @@ def _rows(result: EvalResult) -> list[dict]:
     ]
 
 
-def _result(task: str, rows: list[dict]) -> EvalResult:
+def eval_result(task: str, rows: list[dict]) -> EvalResult:
+    """An EvalResult from stored per-item rows (`item_id`, `correct`, `response`)."""
     n = len(rows)
     correct = tuple(bool(r["correct"]) for r in rows)
     return EvalResult(
@@ -152,7 +153,7 @@ def run(ctx: RoundContext) -> dict:
         for name in models:
             folder = ctx.shard_dir(STEP, name)
             rows = read_jsonl(folder / "items.jsonl")
-            result = _result(policy.evaluation.task, rows)
+            result = eval_result(policy.evaluation.task, rows)
             write_jsonl(out / f"{name}.jsonl", rows)
             summary[name] = {"pass_at_1": result.pass_at_1, "n": result.n}
             seconds = json.loads((folder / "stats.json").read_text())["seconds"]
@@ -165,6 +166,6 @@ def load_results(ctx: RoundContext) -> dict[str, EvalResult]:
     """Per-item results of champion and candidate from the sealed step output."""
     task = ctx.policy.evaluation.task
     return {
-        name: _result(task, read_jsonl(ctx.step_dir(STEP) / f"{name}.jsonl"))
+        name: eval_result(task, read_jsonl(ctx.step_dir(STEP) / f"{name}.jsonl"))
         for name in ("champion", "candidate")
     }

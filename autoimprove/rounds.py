@@ -26,10 +26,12 @@ from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
+from autoimprove.evaluate import eval_result
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store
-from autoimprove.types import Candidate, EvalResult, Verdict, Vote
+from autoimprove.types import Candidate
+from autoimprove.verify import load_votes
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +85,6 @@ def _metrics(summary: dict) -> dict[str, float]:
 
 def _no_progress(label: str, done: int, total: int) -> None:
     return None
-
-
-def _eval_result(task: str, rows: list[dict]) -> EvalResult:
-    n = len(rows)
-    correct = tuple(bool(r["correct"]) for r in rows)
-    return EvalResult(
-        task=task,
-        n=n,
-        pass_at_1=sum(correct) / n if n else 0.0,
-        item_ids=tuple(str(r["item_id"]) for r in rows),
-        correct=correct,
-        responses=tuple(str(r["response"]) for r in rows),
-    )
 
 
 class Controller:
@@ -248,15 +237,11 @@ class Controller:
             candidates = [Candidate(**r) for r in read_jsonl(folder / "candidates.jsonl")]
             write = Store.write_generated(round_id, seeds, candidates)
         elif step == "verify":
-            verdicts = [
-                Verdict(**{**r, "stages_passed": tuple(r["stages_passed"])})
-                for r in read_jsonl(folder / "verdicts.jsonl")
-            ]
-            votes = [Vote(**r) for r in read_jsonl(folder / "votes.jsonl")]
+            verdicts, votes = load_votes(folder)
             write = Store.write_verified(round_id, verdicts, votes)
         elif step == "evaluate":
             results = {
-                name: _eval_result(summary["task"], read_jsonl(folder / f"{name}.jsonl"))
+                name: eval_result(summary["task"], read_jsonl(folder / f"{name}.jsonl"))
                 for name in ("champion", "candidate")
             }
             write = Store.write_evaluated(round_id, results)
@@ -273,8 +258,8 @@ class Controller:
         fault_point("decide", "before")
         folder = self._step_dir(round_id, "evaluate")
         task = policy.evaluation.task
-        champion = _eval_result(task, read_jsonl(folder / "champion.jsonl"))
-        candidate = _eval_result(task, read_jsonl(folder / "candidate.jsonl"))
+        champion = eval_result(task, read_jsonl(folder / "champion.jsonl"))
+        candidate = eval_result(task, read_jsonl(folder / "candidate.jsonl"))
         decision = gate.decide(champion, candidate, policy.promotion)
         self.store.commit_step(
             round_id,

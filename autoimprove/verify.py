@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from autoimprove import stopping
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
@@ -118,11 +119,9 @@ def run(ctx: RoundContext) -> dict:
     seconds = 0.0
     for k in range(len(shards)):
         folder = ctx.shard_dir(STEP, k)
-        votes += [Vote(**row) for row in read_jsonl(folder / "votes.jsonl")]
-        verdicts += [
-            Verdict(**{**row, "stages_passed": tuple(row["stages_passed"])})
-            for row in read_jsonl(folder / "verdicts.jsonl")
-        ]
+        shard_verdicts, shard_votes = load_votes(folder)
+        verdicts += shard_verdicts
+        votes += shard_votes
         stats = json.loads((folder / "stats.json").read_text())
         seconds += stats["seconds"]
         for name, count in stats["passed"].items():
@@ -171,8 +170,8 @@ def load_accepted(ctx: RoundContext) -> list[dict]:
     return read_jsonl(ctx.step_dir(STEP) / "accepted.jsonl")
 
 
-def load_votes(ctx: RoundContext) -> tuple[list[Verdict], list[Vote]]:
-    folder = ctx.step_dir(STEP)
+def load_votes(folder: Path) -> tuple[list[Verdict], list[Vote]]:
+    """Verdicts and votes from a sealed `verify/` folder (or one of its shards)."""
     verdicts = [
         Verdict(**{**row, "stages_passed": tuple(row["stages_passed"])})
         for row in read_jsonl(folder / "verdicts.jsonl")

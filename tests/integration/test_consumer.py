@@ -53,6 +53,8 @@ def test_pyfunc_loads_the_champion_by_alias_and_generates(promoted):
     expected = _greedy(base, ws / "rounds/00001/train/adapter")
     assert texts == frame == expected
     assert all(isinstance(t, str) and t for t in texts)
+    short = model.predict(PROMPTS, params={"max_new_tokens": 2})
+    assert short == _greedy(base, ws / "rounds/00001/train/adapter", tokens=2) != expected
 
 
 def test_versions_carry_the_adapter_and_base_reference_not_base_weights(promoted):
