@@ -251,25 +251,9 @@ def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     """The champion and the rounds, newest first."""
     offline_env()
     store = _store(workspace)
-    registry, name = _registry_of(store)
-    version = registry.champion().version if registry else None
+    data = status_data(workspace, store)
+    name, version = data["champion"]["name"], data["champion"]["version"]
     rounds = store.list_rounds()
-    data: dict[str, Any] = {
-        "champion": {"name": name, "version": version},
-        "daemon": daemon_info(workspace, store),
-        "rounds": [
-            {
-                "id": r.id,
-                "state": r.state,
-                "decision": r.decision,
-                "model_version": r.model_version,
-                "attempts": r.attempts,
-                "error": r.error,
-                "started_at": r.started_at.isoformat(),
-            }
-            for r in rounds
-        ],
-    }
     if as_json:
         print(json.dumps(data, indent=1))
         return
@@ -288,6 +272,50 @@ def status(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
             str(r.id), r.state, str(r.decision), str(r.model_version), r.started_at.isoformat()[:19]
         )
     console.print(table)
+
+
+def status_data(workspace: Path, store: Store) -> dict[str, Any]:
+    """What `status --json` prints (and the API's /status serves)."""
+    registry, name = _registry_of(store)
+    return {
+        "champion": {"name": name, "version": registry.champion().version if registry else None},
+        "daemon": daemon_info(workspace, store),
+        "rounds": [
+            {
+                "id": r.id,
+                "state": r.state,
+                "decision": r.decision,
+                "model_version": r.model_version,
+                "attempts": r.attempts,
+                "error": r.error,
+                "started_at": r.started_at.isoformat(),
+            }
+            for r in store.list_rounds()
+        ],
+    }
+
+
+def show_data(store: Store, round_id: int) -> dict[str, Any] | None:
+    """What `show N --json` prints (and the API's /rounds/N serves); None if no such round."""
+    row = store.get_round(round_id)
+    if row is None:
+        return None
+    registry, _ = _registry_of(store)
+    detail = round_detail(row, registry.champion().version if registry else None)
+    detail["steps"] = [
+        {
+            "step": r.step,
+            "attempt": r.attempt,
+            "outcome": r.outcome,
+            "exit_code": r.exit_code,
+            "seconds": (
+                round((r.finished_at - r.started_at).total_seconds(), 2) if r.finished_at else None
+            ),
+            "error": r.error.splitlines()[0] if r.error else None,
+        }
+        for r in store.step_runs(round_id)
+    ]
+    return detail
 
 
 def daemon_info(workspace: Path, store: Store) -> dict:
@@ -317,24 +345,9 @@ def show(
     """One round in detail."""
     offline_env()
     store = _store(workspace)
-    row = store.get_round(round_id)
-    if row is None:
+    detail = show_data(store, round_id)
+    if detail is None:
         raise _fail(f"no round {round_id} in {workspace}")
-    registry, _ = _registry_of(store)
-    detail = round_detail(row, registry.champion().version if registry else None)
-    detail["steps"] = [
-        {
-            "step": r.step,
-            "attempt": r.attempt,
-            "outcome": r.outcome,
-            "exit_code": r.exit_code,
-            "seconds": (
-                round((r.finished_at - r.started_at).total_seconds(), 2) if r.finished_at else None
-            ),
-            "error": r.error.splitlines()[0] if r.error else None,
-        }
-        for r in store.step_runs(round_id)
-    ]
     if as_json:
         print(json.dumps(detail, indent=1))
     else:
@@ -351,7 +364,18 @@ def _workspace_registry(workspace: Path):  # noqa: ANN202 - (Registry, name); ML
 @app.command("rounds")
 def rounds_cmd(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     """Every round: state, funnel, pass@1s, decision, version, duration."""
-    store = _store(workspace)
+    out = rounds_data(_store(workspace))
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return
+    table = Table(*out[0].keys()) if out else Table("id")
+    for r in out:
+        table.add_row(*(("-" if v is None else str(v)) for v in r.values()))
+    console.print(table)
+
+
+def rounds_data(store: Store) -> list[dict[str, Any]]:
+    """What `rounds --json` prints (and the API's /rounds serves)."""
     out = []
     for row in store.list_rounds():
         d = round_detail(row)
@@ -374,13 +398,7 @@ def rounds_cmd(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
                 "seconds": seconds,
             }
         )
-    if as_json:
-        print(json.dumps(out, indent=1))
-        return
-    table = Table(*out[0].keys()) if out else Table("id")
-    for r in out:
-        table.add_row(*(("-" if v is None else str(v)) for v in r.values()))
-    console.print(table)
+    return out
 
 
 def _manual(workspace: Path, kind: str, message: str, reason: str | None) -> dict:
@@ -479,3 +497,27 @@ def resume_cmd(workspace: WorkspaceOpt, reason: ReasonOpt = None, as_json: JsonO
     out = _manual(workspace, "manual_resume", "resumed", reason)
     ws.pause_file.unlink()
     print(json.dumps(out)) if as_json else console.print("resumed", highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    workspace: WorkspaceOpt,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File (mode 0600) with the bearer token; required off loopback."),
+    ] = None,
+) -> None:
+    """Read-only HTTP API: /healthz, /status, /rounds, /rounds/{id}, /metrics (Prometheus)."""
+    offline_env()
+    from autoimprove.serve import ServeConfigError, check_exposure, create_app
+
+    try:
+        token = check_exposure(host, token_file)
+        api = create_app(workspace, token)
+    except (ServeConfigError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    import uvicorn
+
+    uvicorn.run(api, host=host, port=port, log_level="warning")

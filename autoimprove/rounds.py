@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,14 +59,21 @@ class RoundOutcome:
     champion_version: str | None
 
 
+_registries: dict[tuple, object] = {}
+_registries_lock = threading.Lock()
+
+
 def open_registry(policy: Policy, workspace: Workspace):  # noqa: ANN201 - Registry, imported lazily
+    """The policy's registry (one client per store and model, reused: opening one costs ~1 s)."""
     from autoimprove.champion import Registry
 
-    return Registry(
-        workspace.tracking_uri(policy.registry.tracking_uri),
-        policy.registry.model_name,
-        artifact_root=workspace.mlflow_artifacts if policy.registry.tracking_uri is None else None,
-    )
+    uri = workspace.tracking_uri(policy.registry.tracking_uri)
+    root = workspace.mlflow_artifacts if policy.registry.tracking_uri is None else None
+    key = (uri, policy.registry.model_name, root)
+    with _registries_lock:
+        if key not in _registries:
+            _registries[key] = Registry(uri, policy.registry.model_name, artifact_root=root)
+        return _registries[key]
 
 
 def _metrics(summary: dict) -> dict[str, float]:
