@@ -125,7 +125,7 @@ def metrics_text(store: Store) -> str:
 
 
 def create_app(workspace: Path, token: str | None) -> FastAPI:
-    from autoimprove.cli import rounds_data, show_data, status_data
+    from autoimprove.views import rounds_data, show_data, status_data
 
     ws = Workspace(workspace)
     if not ws.state_db.is_file():

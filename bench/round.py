@@ -47,12 +47,12 @@ def main() -> None:
     }.items():
         os.environ.setdefault(key, value)
 
-    from autoimprove.cli import round_detail
     from autoimprove.context import Workspace
     from autoimprove.embedded import embedded_model_dir
     from autoimprove.policy import load_policy
     from autoimprove.rounds import run_round
     from autoimprove.store import Store
+    from autoimprove.views import round_detail
 
     policy = load_policy(args.policy)
     embedded_model_dir()  # convert once, outside the timed round
