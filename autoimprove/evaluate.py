@@ -160,12 +160,3 @@ def run(ctx: RoundContext) -> dict:
             summary[f"eval_{name}_seconds"] = round(seconds, 2)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def load_results(ctx: RoundContext) -> dict[str, EvalResult]:
-    """Per-item results of champion and candidate from the sealed step output."""
-    task = ctx.policy.evaluation.task
-    return {
-        name: eval_result(task, read_jsonl(ctx.step_dir(STEP) / f"{name}.jsonl"))
-        for name in ("champion", "candidate")
-    }

@@ -139,9 +139,5 @@ def run(ctx: RoundContext) -> dict:
     return summary
 
 
-def load_seeds(ctx: RoundContext) -> list[Seed]:
-    return [Seed(**row) for row in read_jsonl(ctx.step_dir(STEP) / "seeds.jsonl")]
-
-
 def load_candidates(ctx: RoundContext) -> list[Candidate]:
     return [Candidate(**row) for row in read_jsonl(ctx.step_dir(STEP) / "candidates.jsonl")]
