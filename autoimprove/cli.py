@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -83,9 +84,16 @@ def _progress_bars() -> tuple[Progress, ProgressFn]:
         disable=not sys.stderr.isatty(),
     )
     tasks: dict[str, TaskID] = {}
+    last_line: dict[str, float] = {}
 
     def progress(label: str, done: int, total: int) -> None:
         key = label.split(" ")[0]
+        if bars.disable:  # not a terminal: a plain line at most every 10 s, and at the end
+            now = time.monotonic()
+            if done >= total or now - last_line.get(key, 0.0) >= 10:
+                last_line[key] = now
+                err.print(f"{label}: {done}/{total}", highlight=False, markup=False)
+            return
         if key not in tasks:
             tasks[key] = bars.add_task(label, total=total)
         bars.update(tasks[key], description=label, completed=done, total=total)
@@ -206,6 +214,27 @@ def show(
         print(json.dumps(detail, indent=1))
     else:
         console.print(summary_table(detail))
+
+
+@app.command()
+def report(
+    round_id: Annotated[int, typer.Argument(help="Round id.")],
+    workspace: WorkspaceOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render a round's HTML report (funnel, pass@1 per round, judge cost) and print its path."""
+    offline_env()
+    store = _store(workspace)
+    if store.get_round(round_id) is None:
+        raise _fail(f"no round {round_id} in {workspace}")
+    from autoimprove.rounds import Controller
+
+    registry, _ = registry_of(store)
+    page = Controller(Workspace(workspace)).write_report(round_id, registry)
+    if as_json:
+        print(json.dumps({"round": round_id, "html": str(page.resolve())}))
+    else:
+        console.print(f"report for round {round_id}: {page.resolve()}", highlight=False)
 
 
 def _workspace_registry(workspace: Path):  # noqa: ANN202 - (Registry, name); MLflow lazily

@@ -119,6 +119,8 @@ class Controller:
         policy = Policy.model_validate_json(row.policy_json)
         registry = open_registry(policy, self.ws)
         if row.state in RoundState.FINAL:
+            if not (self.ws.round_dir(round_id) / "report" / "index.html").is_file():
+                self.write_report(round_id, registry)
             return self._outcome(row, registry)
         if row.parent_version:
             registry.download_model(row.parent_version, versions_cache(self.ws))
@@ -126,7 +128,8 @@ class Controller:
             if RoundState.reached(self._row(round_id).progress, STATE_AFTER[step]):
                 continue
             if step == "train" and self._accepted_count(round_id) == 0:
-                return self._reject_untrained(round_id, policy, registry)
+                self._reject_untrained(round_id, policy, registry)
+                return self._reported(round_id, registry)
             self._run_heavy(round_id, step, policy)
             fault_point(step, "after_effect")
             self._commit(round_id, step)
@@ -134,7 +137,22 @@ class Controller:
             stopping.check()
         self._decide(round_id, policy)
         self._register(round_id, policy, registry)
-        return self._promote(round_id, registry)
+        self._promote(round_id, registry)
+        return self._reported(round_id, registry)
+
+    def _reported(self, round_id: int, registry) -> RoundOutcome:  # noqa: ANN001
+        self.write_report(round_id, registry)
+        return self._outcome(self._row(round_id), registry)
+
+    def write_report(self, round_id: int, registry=None) -> Path:  # noqa: ANN001
+        """Render the round's HTML report and log it to the round's MLflow run (if any)."""
+        from autoimprove.report import write_report
+
+        page = write_report(self.store, self.ws.round_dir(round_id), round_id)
+        run_id = registry.find_round_run(round_id) if registry is not None else None
+        if run_id:
+            registry.log_artifacts(run_id, page.parent, "report")
+        return page
 
     def _row(self, round_id: int) -> RoundRow:
         row = self.store.get_round(round_id)
@@ -320,7 +338,7 @@ class Controller:
         self.store.commit_step(round_id, RoundState.DECIDED, model_version=version)
         fault_point("register", "after_commit")
 
-    def _promote(self, round_id: int, registry) -> RoundOutcome:  # noqa: ANN001
+    def _promote(self, round_id: int, registry) -> None:  # noqa: ANN001
         row = self._row(round_id)
         version = row.model_version
         assert version is not None
@@ -328,7 +346,7 @@ class Controller:
         if row.decision != "promote":
             self.store.commit_step(round_id, RoundState.REJECTED, decision="rejected")
             fault_point("promote", "after_commit")
-            return self._outcome(self._row(round_id), registry)
+            return
         if registry.promote(version, expected=row.parent_version):
             fault_point("promote", "after_effect")
             self.store.commit_step(round_id, RoundState.PROMOTED, decision="promoted")
@@ -341,9 +359,8 @@ class Controller:
             registry.tag_version(version, "decision", "stale")
             self.store.commit_step(round_id, RoundState.REJECTED, decision="stale", reason=reason)
         fault_point("promote", "after_commit")
-        return self._outcome(self._row(round_id), registry)
 
-    def _reject_untrained(self, round_id: int, policy: Policy, registry) -> RoundOutcome:  # noqa: ANN001
+    def _reject_untrained(self, round_id: int, policy: Policy, registry) -> None:  # noqa: ANN001
         candidates = self._summary(round_id, "verify")["funnel"]["candidates"]
         run_id = self._log_run(round_id, policy, registry, with_model=False)
         registry.finish_run(run_id)
@@ -353,7 +370,6 @@ class Controller:
             decision="rejected",
             reason=f"No candidate passed the cascade ({candidates} judged); training skipped.",
         )
-        return self._outcome(self._row(round_id), registry)
 
 
 def run_round(

@@ -1,6 +1,7 @@
 """Whole rounds through the CLI on tiny local models: real TRL, lm-eval, MLflow and SQLite."""
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -165,3 +166,47 @@ def test_show_unknown_round_is_a_clean_error(two_rounds):
     assert result.exit_code == 2 and "no round 99" in result.output
     result = runner.invoke(app, ["status", "--workspace", str(ws / "nope")])
     assert result.exit_code == 2 and "not an autoimprove workspace" in result.output
+
+
+def test_each_round_writes_a_report_that_renders_in_a_browser(two_rounds, tmp_path):
+    from autoimprove.report import COLORS, PLOTS
+    from tests.browser import pixels_near, screenshot
+
+    ws, first, second = two_rounds
+    report = ws / "rounds" / "00002" / "report"
+    assert (report / "index.html").is_file()
+    page = (report / "index.html").read_text()
+    for plot in PLOTS:
+        assert f'src="{plot}"' in page
+    assert f"Round 2: {second['state']}" in page
+
+    shot = screenshot(report / "index.html", tmp_path / "report.png")
+    # Each plot's own colour is on screen: the funnel's bars, the candidate's pass@1 line over
+    # rounds 1-2, the judge-cost bars. A page whose images fail to load shows none of them.
+    names = ("funnel", "candidate", "judge_calls")
+    seen = {name: pixels_near(shot, COLORS[name]) for name in names}
+    assert all(count > 200 for count in seen.values()), seen
+
+    broken = tmp_path / "broken"
+    shutil.copytree(report, broken)
+    for plot in PLOTS:
+        (broken / plot).unlink()
+    blank = screenshot(broken / "index.html", tmp_path / "broken.png")
+    assert all(pixels_near(blank, COLORS[n]) == 0 for n in seen), "the check cannot tell"
+
+
+def test_report_is_logged_to_the_round_run_and_rerendered_on_demand(two_rounds):
+    ws, first, _ = two_rounds
+    registry = Registry(f"sqlite:///{ws / 'mlflow' / 'mlflow.db'}", "tiny-test")
+    run_id = registry.find_round_run(1)
+    assert run_id is not None
+    logged = {a.path for a in registry.client.list_artifacts(run_id, "report")}
+    assert logged >= {"report/index.html", "report/funnel.png", "report/pass_at_1.png"}
+
+    page = ws / "rounds" / "00001" / "report" / "index.html"
+    page.unlink()
+    out = invoke("report", "1", "--workspace", str(ws))
+    assert out == {"round": 1, "html": str(page.resolve())}
+    assert page.is_file()
+    result = runner.invoke(app, ["report", "9", "--workspace", str(ws)])
+    assert result.exit_code == 2 and "no round 9" in result.output
