@@ -45,6 +45,9 @@ class Registry:
 
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: Path | None = None):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # Against a tracking server MLflow writes "View run ..." links to stdout, which would
+        # corrupt `--json` output; the run is findable from the round (tag autoimprove_round).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.model_name = model_name
         self.artifact_root = artifact_root

@@ -1,18 +1,16 @@
 """Render a local HTML file the way a person would see it: headless Chromium, to a PNG.
 
 Chromium comes from Debian (`apt-get install chromium`; `.ci/run` installs it). Where it is
-missing the browser tests skip with that instruction, except under CI (`AUTOIMPROVE_CI=1`),
-where a missing browser is a failure.
+missing the browser tests skip with that instruction, except under CI (`tests/requires.py`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.requires import missing
 
 FLAGS = [
     "--headless",
@@ -31,9 +29,7 @@ def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
-    if os.environ.get("AUTOIMPROVE_CI"):
-        pytest.fail("chromium is not installed (CI must install Debian's chromium package)")
-    pytest.skip("headless Chromium not installed: apt-get install chromium")
+    missing("headless Chromium", "apt-get install chromium")
 
 
 def screenshot(page: Path, out: Path, width: int = 1000, height: int = 1800) -> Path:
