@@ -133,3 +133,41 @@ def test_operator_rollback_and_promote_are_recorded(promoted):
     # Compare-and-set: a stale expectation moves nothing.
     assert not registry.move_alias(None, expected="7")
     assert registry.champion().version == "1"
+
+
+@pytest.mark.slow
+def test_pyfunc_on_the_embedded_model_by_alias(tmp_path):
+    """The embedded base + a LoRA adapter, registered and promoted, loads by alias and generates
+    what the same base + adapter generate greedily in-process."""
+    from peft import LoraConfig, get_peft_model
+
+    from autoimprove.consumer import save_pyfunc
+    from autoimprove.embedded import embedded_model_dir
+
+    base_dir = embedded_model_dir()
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="float32")
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    adapter = tmp_path / "adapter"
+    get_peft_model(base, lora).save_pretrained(adapter)  # random B != 0: the adapter changes output
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = Registry(uri, "embedded-consumed", artifact_root=tmp_path / "artifacts")
+    run_id = registry.start_round_run(1, {})
+    registry.log_artifacts(
+        run_id, save_pyfunc(adapter, tmp_path / "model", "embedded", "float32", None), "model"
+    )
+    version = registry.register(run_id, 1, tags={})
+    assert registry.promote(version, expected=None)
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/embedded-consumed@champion")
+        texts = model.predict(PROMPTS[:1], params={"max_new_tokens": 8})
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    assert texts == _greedy(base_dir, adapter, PROMPTS[:1], tokens=8)
+    assert texts != _greedy(base_dir, None, PROMPTS[:1], tokens=8)
