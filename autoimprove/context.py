@@ -50,6 +50,11 @@ class Workspace:
         return self.round_dir(round_id) / "logs"
 
     @property
+    def eval_cache(self) -> Path:
+        """Champion-side evaluation results, reused while champion, task and settings hold."""
+        return self.root / "cache" / "evals"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "daemon.lock"
 

@@ -1,4 +1,11 @@
-"""Step `evaluate`: held-out pass@1 of champion and candidate through lm-eval, same items.
+"""Step `evaluate`: held-out pass@1 of candidate, champion and baselines through lm-eval.
+
+Every evaluation runs the same lm-eval task on the same items; only the answering differs: the
+candidate and the champion answer once, greedily; `maj_at_k` (the champion, k sampled answers,
+majority final answer) and `uq_ttc` (the champion, n candidates judged by the cascade,
+`ttc.py`) spend more calls per question. Guard tasks score champion and candidate once more
+each. Champion-side results are cached in `ws/cache/evals/<key>` (`cache_key`: version, task
+definition, settings), so a champion is evaluated once, not every round.
 
 The held-out set is an lm-eval task (shipped ones live in `autoimprove/tasks/`, read offline
 from JSONL). Each model is loaded with its adapter merged into the weights (an unmerged PEFT
@@ -12,18 +19,22 @@ evaluates only what is missing. Output: `evaluate/champion.jsonl`, `evaluate/can
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from autoimprove import stopping
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.context import RoundContext
 from autoimprove.decontam import word_ngrams
 from autoimprove.faults import fault_point
-from autoimprove.policy import EvaluationSection
+from autoimprove.policy import EvaluationSection, Policy
 from autoimprove.types import EvalResult, ModelRef
 
 STEP = "evaluate"
@@ -59,60 +70,159 @@ def heldout_ngrams(evaluation: EvaluationSection, n: int) -> set[tuple[str, ...]
     return grams
 
 
-def evaluate_model(
-    ref: ModelRef, evaluation: EvaluationSection, dtype: str, system_prompt: str | None
-) -> EvalResult:
-    """Greedy pass@1 of one model on the policy's held-out task, per item."""
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
+def _task_manager(evaluation: EvaluationSection, task: str):  # noqa: ANN202 - lm-eval type
     from lm_eval.tasks import TaskManager
 
-    from autoimprove.backends.hf import load_model
-
-    model, tokenizer = load_model(ref, dtype)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
     # Indexing lm-eval's hundreds of built-in tasks costs seconds; skip it for a local task.
-    manager = TaskManager(
-        include_path=[str(p) for p in task_dirs(evaluation)],
-        include_defaults=_task_folder(evaluation) is None,
+    local = _task_folder(evaluation.model_copy(update={"task": task})) is not None
+    return TaskManager(
+        include_path=[str(p) for p in task_dirs(evaluation)], include_defaults=not local
     )
+
+
+def _samples(
+    lm: Any,
+    evaluation: EvaluationSection,
+    task: str,
+    system_prompt: str | None,
+    gen_kwargs: dict,
+    overrides: dict | None = None,
+) -> list[dict]:
+    """lm-eval's logged samples of `task` (optionally with config overrides), by doc id."""
+    from lm_eval import simple_evaluate
+
+    spec: str | dict = task
+    if overrides:
+        # A one-task group whose member overrides the registered task's config: lm-eval merges
+        # the overrides into the task's own YAML (same docs, prompt and metric).
+        spec = {
+            "group": f"{task}__{'_'.join(sorted(overrides))}",
+            "task": [{"task": task, **overrides}],
+        }
     results = simple_evaluate(
         model=lm,
-        tasks=[evaluation.task],
-        task_manager=manager,
+        tasks=[spec],
+        task_manager=_task_manager(evaluation, task),
         limit=evaluation.limit,
         log_samples=True,
         apply_chat_template=True,
         system_instruction=system_prompt,
-        gen_kwargs={"max_gen_toks": evaluation.max_new_tokens, "do_sample": False},
+        gen_kwargs=gen_kwargs,
         bootstrap_iters=0,
     )
     assert results is not None, "lm-eval returned no results"
-    samples = sorted(results["samples"][evaluation.task], key=lambda s: s["doc_id"])
-    item_ids = tuple(str(s["doc"].get("id", s["doc_id"])) for s in samples)
-    correct = tuple(bool(s[METRIC]) for s in samples)
-    responses = tuple(str(s["filtered_resps"][0]) for s in samples)
-    del lm, model
+    return sorted(results["samples"][task], key=lambda s: s["doc_id"])
+
+
+def _result(task: str, samples: list[dict], calls: list[int], tokens: list[int]) -> EvalResult:
     n = len(samples)
+    correct = tuple(bool(s[METRIC]) for s in samples)
     return EvalResult(
-        task=evaluation.task,
+        task=task,
         n=n,
         pass_at_1=sum(correct) / n if n else 0.0,
-        item_ids=item_ids,
+        item_ids=tuple(str(s["doc"].get("id", s["doc_id"])) for s in samples),
         correct=correct,
-        responses=responses,
+        responses=tuple(str(s["filtered_resps"][0]) for s in samples),
+        calls=tuple(calls),
+        tokens=tuple(tokens),
+    )
+
+
+def _flat(resps: Any) -> list[str]:
+    if isinstance(resps, str):
+        return [resps]
+    return [text for inner in resps for text in _flat(inner)]
+
+
+def evaluate_model(
+    ref: ModelRef,
+    evaluation: EvaluationSection,
+    dtype: str,
+    system_prompt: str | None,
+    task: str | None = None,
+    loaded: tuple | None = None,
+) -> EvalResult:
+    """Greedy pass@1 of one model (one call per question) on a task, per item."""
+    from lm_eval.models.huggingface import HFLM
+
+    from autoimprove.backends.hf import load_model
+
+    task = task or evaluation.task
+    model, tokenizer = loaded or load_model(ref, dtype)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
+    gen = {"max_gen_toks": evaluation.max_new_tokens, "do_sample": False}
+    samples = _samples(lm, evaluation, task, system_prompt, gen)
+    tokens = [len(tokenizer(str(s["resps"][0][0]))["input_ids"]) for s in samples]
+    return _result(task, samples, [1] * len(samples), tokens)
+
+
+def evaluate_maj_at_k(
+    ref: ModelRef, policy: Policy, loaded: tuple | None = None, task: str | None = None
+) -> EvalResult:
+    """maj@k through lm-eval: the task repeated k times (sampled), majority final answer."""
+    from lm_eval.models.huggingface import HFLM
+
+    import autoimprove.ttc  # noqa: F401 - registers the autoimprove_final_answer filter
+    from autoimprove.backends.hf import load_model
+
+    evaluation, k = policy.evaluation, policy.evaluation.baselines.maj_at_k
+    assert k is not None
+    task = task or evaluation.task
+    model, tokenizer = loaded or load_model(ref, policy.model.dtype)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
+    chain = [
+        {"function": "autoimprove_final_answer"},
+        {"function": "majority_vote"},
+        {"function": "take_first"},
+    ]
+    overrides = {"repeats": k, "filter_list": [{"name": "maj", "filter": chain}]}
+    gen = {
+        "max_gen_toks": evaluation.max_new_tokens,
+        "do_sample": True,
+        "temperature": policy.generation.temperature,
+        "top_p": policy.generation.top_p,
+    }
+    samples = _samples(lm, evaluation, task, policy.model.system_prompt, gen, overrides)
+    tokens = [sum(len(tokenizer(t)["input_ids"]) for t in _flat(s["resps"])) for s in samples]
+    return _result(task, samples, [k] * len(samples), tokens)
+
+
+def evaluate_uq_ttc(
+    ref: ModelRef, policy: Policy, loaded: tuple | None = None, task: str | None = None
+) -> EvalResult:
+    """UQ-TTC through lm-eval: the registered `autoimprove-uqttc` model answers the task."""
+    from autoimprove.backends.hf import HFBackend
+    from autoimprove.ttc import UQTTCLM
+
+    evaluation, n = policy.evaluation, policy.evaluation.baselines.uq_ttc
+    assert n is not None
+    task = task or evaluation.task
+    backend = HFBackend(ref, policy.model.dtype, policy.generation.batch, loaded=loaded)
+    lm = UQTTCLM(backend, policy, n, evaluation.baselines.fallback)
+    samples = _samples(lm, evaluation, task, policy.model.system_prompt, {})
+    costs = lm.costs
+    return _result(
+        task,
+        samples,
+        [costs[s["doc_id"]].calls for s in samples],
+        [costs[s["doc_id"]].tokens for s in samples],
     )
 
 
 def _rows(result: EvalResult) -> list[dict]:
+    calls = result.calls or (1,) * result.n
+    tokens = result.tokens or (0,) * result.n
     return [
-        {"item_id": i, "correct": c, "response": r}
-        for i, c, r in zip(result.item_ids, result.correct, result.responses, strict=True)
+        {"item_id": i, "correct": c, "response": r, "calls": k, "tokens": t}
+        for i, c, r, k, t in zip(
+            result.item_ids, result.correct, result.responses, calls, tokens, strict=True
+        )
     ]
 
 
 def eval_result(task: str, rows: list[dict]) -> EvalResult:
-    """An EvalResult from stored per-item rows (`item_id`, `correct`, `response`)."""
+    """An EvalResult from stored per-item rows (`item_id`, `correct`, `response`, costs)."""
     n = len(rows)
     correct = tuple(bool(r["correct"]) for r in rows)
     return EvalResult(
@@ -122,41 +232,184 @@ def eval_result(task: str, rows: list[dict]) -> EvalResult:
         item_ids=tuple(str(r["item_id"]) for r in rows),
         correct=correct,
         responses=tuple(str(r["response"]) for r in rows),
+        calls=tuple(int(r.get("calls", 1)) for r in rows),
+        tokens=tuple(int(r.get("tokens", 0)) for r in rows),
     )
 
 
+def describe(result: EvalResult) -> dict:
+    """The numbers a round shows for one evaluation: pass@1 with its 95% interval and costs."""
+    from autoimprove.gate import wilson_interval
+
+    low, high = wilson_interval(sum(result.correct), result.n)
+    n = result.n or 1
+    return {
+        "pass_at_1": result.pass_at_1,
+        "n": result.n,
+        "ci95": [round(low, 4), round(high, 4)],
+        "calls_per_question": round(sum(result.calls or (1,) * result.n) / n, 2),
+        "tokens_per_question": round(sum(result.tokens) / n, 1) if result.tokens else None,
+    }
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One evaluation of a round: `kind` of answering by the `side` model on `task`."""
+
+    name: str
+    task: str
+    kind: str  # "greedy" | "maj_at_k" | "uq_ttc"
+    side: str  # "champion" | "candidate"
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("/", "--")
+
+
+def plan(policy: Policy) -> list[Spec]:
+    """Every evaluation the round runs: champion side first (cacheable), then the candidate."""
+    evaluation = policy.evaluation
+    task = evaluation.task
+    specs = [Spec("champion", task, "greedy", "champion")]
+    if evaluation.baselines.maj_at_k:
+        specs.append(Spec("maj_at_k", task, "maj_at_k", "champion"))
+    if evaluation.baselines.uq_ttc:
+        specs.append(Spec("uq_ttc", task, "uq_ttc", "champion"))
+    specs += [Spec(f"guard/{g}/champion", g, "greedy", "champion") for g in evaluation.guard_tasks]
+    specs.append(Spec("candidate", task, "greedy", "candidate"))
+    specs += [
+        Spec(f"guard/{g}/candidate", g, "greedy", "candidate") for g in evaluation.guard_tasks
+    ]
+    return specs
+
+
+def _task_hash(evaluation: EvaluationSection, task: str) -> str:
+    folder = _task_folder(evaluation.model_copy(update={"task": task}))
+    digest = hashlib.sha256(task.encode())
+    if folder is None:  # a built-in lm-eval task: its definition comes with the lm-eval version
+        from importlib.metadata import version
+
+        digest.update(version("lm_eval").encode())
+        return digest.hexdigest()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(policy: Policy, champion: ModelRef, spec: Spec) -> str:
+    """What a champion-side result depends on: the model version, the task's definition and
+    every setting that changes the answers. Equal keys = the same evaluation."""
+    from autoimprove.basemodel import base_name
+
+    evaluation = policy.evaluation
+    payload: dict[str, Any] = {
+        "registry": policy.registry.model_dump(mode="json"),
+        "base": base_name(policy),
+        "version": champion.version,
+        "dtype": policy.model.dtype,
+        "system_prompt": policy.model.system_prompt,
+        "task": spec.task,
+        "task_hash": _task_hash(evaluation, spec.task),
+        "kind": spec.kind,
+        "limit": evaluation.limit,
+        "batch_size": evaluation.batch_size,
+        "max_new_tokens": evaluation.max_new_tokens,
+    }
+    if spec.kind == "maj_at_k":
+        payload["k"] = evaluation.baselines.maj_at_k
+        payload["sampling"] = [policy.generation.temperature, policy.generation.top_p]
+    if spec.kind == "uq_ttc":
+        payload["n"] = evaluation.baselines.uq_ttc
+        payload["fallback"] = evaluation.baselines.fallback
+        payload["generation"] = policy.generation.model_dump(mode="json")
+        payload["cascade"] = policy.cascade.model_dump(mode="json")
+    canonical = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _evaluate(spec: Spec, ref: ModelRef, policy: Policy, loaded: tuple) -> EvalResult:
+    if spec.kind == "maj_at_k":
+        return evaluate_maj_at_k(ref, policy, loaded, spec.task)
+    if spec.kind == "uq_ttc":
+        return evaluate_uq_ttc(ref, policy, loaded, spec.task)
+    return evaluate_model(
+        ref, policy.evaluation, policy.model.dtype, policy.model.system_prompt, spec.task, loaded
+    )
+
+
+def _copy_sealed(source: Path, dest: Path, extra: dict | None = None) -> None:
+    with atomic_dir(dest) as out:
+        shutil.copy2(source / "items.jsonl", out / "items.jsonl")
+        stats = json.loads((source / "stats.json").read_text())
+        (out / "stats.json").write_text(json.dumps({**stats, **(extra or {})}))
+
+
 def run(ctx: RoundContext) -> dict:
-    """Evaluate champion, then candidate (each sealed as a shard, so a resume skips one done)."""
+    """Run every planned evaluation (each sealed as a shard, so a resume skips finished ones);
+    champion-side results come from the workspace's eval cache when the champion, task and
+    settings are unchanged since an earlier round."""
+    from autoimprove.backends.hf import load_model
     from autoimprove.train import adapter_dir
 
     policy = ctx.policy
-    models = {
+    refs = {
         "champion": ctx.champion,
         "candidate": ModelRef(str(ctx.base_dir), str(adapter_dir(ctx)), None),
     }
-    for name, ref in models.items():
-        folder = ctx.shard_dir(STEP, name)
+    specs = plan(policy)
+    loaded: dict[str, tuple] = {}
+    for spec in specs:
+        folder = ctx.shard_dir(STEP, spec.folder)
         if is_complete(folder):
             continue
+        cache = None
+        if spec.side == "champion":
+            cache = ctx.workspace.eval_cache / cache_key(policy, ctx.champion, spec)
+            if is_complete(cache):
+                _copy_sealed(cache, folder, {"cached": True})
+                continue
         stopping.check()
+        if spec.side not in loaded:
+            loaded.clear()  # one model in memory at a time
+            loaded[spec.side] = load_model(refs[spec.side], policy.model.dtype)
         started = time.perf_counter()
-        result = evaluate_model(
-            ref, policy.evaluation, policy.model.dtype, policy.model.system_prompt
-        )
+        result = _evaluate(spec, refs[spec.side], policy, loaded[spec.side])
         seconds = time.perf_counter() - started
         with atomic_dir(folder) as out:
             write_jsonl(out / "items.jsonl", _rows(result))
-            (out / "stats.json").write_text(json.dumps({"seconds": seconds}))
+            (out / "stats.json").write_text(json.dumps({"seconds": seconds, "cached": False}))
+        if cache is not None:
+            _copy_sealed(folder, cache)
         fault_point(STEP, "after_shard")
-    summary: dict = {"task": policy.evaluation.task}
+    summary: dict = {"task": policy.evaluation.task, "results": {}, "guards": {}}
+    saved = 0.0
     with atomic_dir(ctx.step_dir(STEP)) as out:
-        for name in models:
-            folder = ctx.shard_dir(STEP, name)
+        for spec in specs:
+            folder = ctx.shard_dir(STEP, spec.folder)
             rows = read_jsonl(folder / "items.jsonl")
-            result = eval_result(policy.evaluation.task, rows)
-            write_jsonl(out / f"{name}.jsonl", rows)
-            summary[name] = {"pass_at_1": result.pass_at_1, "n": result.n}
-            seconds = json.loads((folder / "stats.json").read_text())["seconds"]
-            summary[f"eval_{name}_seconds"] = round(seconds, 2)
+            write_jsonl(out / f"{spec.folder}.jsonl", rows)
+            stats = json.loads((folder / "stats.json").read_text())
+            shown = {
+                **describe(eval_result(spec.task, rows)),
+                "seconds": round(stats["seconds"], 2),
+                "cached": bool(stats.get("cached")),
+            }
+            summary["results"][spec.name] = spec.task
+            saved += stats["seconds"] if shown["cached"] else 0.0
+            if spec.name.startswith("guard/"):
+                summary["guards"].setdefault(spec.task, {})[spec.side] = shown
+            else:
+                summary[spec.name] = shown
+        summary["eval_seconds_saved_by_cache"] = round(saved, 2)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def load_results(folder: Path, summary: dict) -> dict[str, EvalResult]:
+    """Every evaluation a sealed `evaluate/` folder holds, by name (`champion`, `uq_ttc`, ...)."""
+    results = summary.get("results") or {n: summary["task"] for n in ("champion", "candidate")}
+    return {
+        name: eval_result(task, read_jsonl(folder / f"{name.replace('/', '--')}.jsonl"))
+        for name, task in results.items()
+    }

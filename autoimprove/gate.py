@@ -10,10 +10,21 @@ resamples items. The reason is one sentence with the numbers, for the round summ
 from __future__ import annotations
 
 import random
-from math import comb
+from math import comb, sqrt
 
 from autoimprove.policy import PromotionSection
 from autoimprove.types import EvalResult, GateDecision
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a pass rate (sane at 0, n and small n; (0, 1) when n=0)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def mcnemar_exact(candidate_only: int, champion_only: int) -> float:
@@ -47,14 +58,26 @@ def paired_bootstrap(
     return (extreme + 1) / (samples + 1)
 
 
-def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection) -> GateDecision:
-    """Compare candidate to champion on the same items and decide promotion."""
+def decide(
+    champion: EvalResult,
+    candidate: EvalResult,
+    policy: PromotionSection,
+    baselines: dict[str, EvalResult] | None = None,
+    guards: dict[str, tuple[EvalResult, EvalResult]] | None = None,
+) -> GateDecision:
+    """Compare candidate to champion on the same items and decide promotion.
+
+    Then, when the policy asks, the candidate must also reach the `require_beat` baseline's
+    pass@1, and lose no more than `guard_tolerance` on any guard task (champion, candidate).
+    """
     if champion.item_ids != candidate.item_ids:
         raise ValueError(
             "champion and candidate were evaluated on different items "
             f"({len(champion.item_ids)} vs {len(candidate.item_ids)} items); the paired test needs "
             "the same items"
         )
+    baselines = baselines or {}
+    guards = guards or {}
     n = candidate.n
     cand_only = sum(c and not h for c, h in zip(candidate.correct, champion.correct, strict=True))
     champ_only = sum(h and not c for c, h in zip(candidate.correct, champion.correct, strict=True))
@@ -70,21 +93,51 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
     # must never pass a gate whose min_gain happens to be negative. (alpha 1 means "no test
     # required": then a tie passes when min_gain allows it, a net loss never does.)
     significant = p <= policy.alpha and cand_only >= champ_only
-    promote = gain_ok and significant
     numbers = (
         f"candidate {candidate.pass_at_1:.3f} vs champion {champion.pass_at_1:.3f} on {n} items "
         f"(gain {gain:+.3f}, {cand_only} won / {champ_only} lost, {test} p={p:.3g})"
     )
-    if promote:
-        reason = (
-            f"Promoted: {numbers} meets min_gain {policy.min_gain:+.3f} and alpha {policy.alpha}."
-        )
-    elif not gain_ok:
+    beat = baselines.get(policy.require_beat) if policy.require_beat != "none" else None
+    if policy.require_beat != "none" and beat is None:
+        raise ValueError(f"require_beat {policy.require_beat} but that baseline was not measured")
+    beat_ok = beat is None or candidate.pass_at_1 >= beat.pass_at_1
+    guard_numbers = {
+        task: {
+            "champion": old.pass_at_1,
+            "candidate": new.pass_at_1,
+            "change": new.pass_at_1 - old.pass_at_1,
+        }
+        for task, (old, new) in guards.items()
+    }
+    regressed = sorted(
+        task for task, g in guard_numbers.items() if g["change"] < -policy.guard_tolerance - 1e-12
+    )
+    promote = gain_ok and significant and beat_ok and not regressed
+    if not gain_ok:
         reason = f"Rejected: {numbers} is below min_gain {policy.min_gain:+.3f}."
-    elif p <= policy.alpha:
+    elif not significant and p <= policy.alpha:
         reason = f"Rejected: {numbers} is a significant regression."
-    else:
+    elif not significant:
         reason = f"Rejected: {numbers} is not significant at alpha {policy.alpha}."
+    elif not beat_ok:
+        assert beat is not None
+        reason = (
+            f"Rejected: {numbers} passes the paired test but does not reach "
+            f"{policy.require_beat} {beat.pass_at_1:.3f} (require_beat)."
+        )
+    elif regressed:
+        worst = ", ".join(f"{t} {guard_numbers[t]['change']:+.3f}" for t in regressed)
+        reason = (
+            f"Rejected: {numbers} passes the paired test but regresses on guard tasks "
+            f"({worst}; tolerance {policy.guard_tolerance})."
+        )
+    else:
+        extra = f", reaches {policy.require_beat} {beat.pass_at_1:.3f}" if beat else ""
+        extra += ", holds every guard task" if guards else ""
+        reason = (
+            f"Promoted: {numbers} meets min_gain {policy.min_gain:+.3f} and alpha "
+            f"{policy.alpha}{extra}."
+        )
     return GateDecision(
         promote=promote,
         reason=reason,
@@ -95,4 +148,7 @@ def decide(champion: EvalResult, candidate: EvalResult, policy: PromotionSection
         n=n,
         candidate_only_correct=cand_only,
         champion_only_correct=champ_only,
+        baselines={name: r.pass_at_1 for name, r in baselines.items()},
+        required_beat=policy.require_beat,
+        guards=guard_numbers,
     )

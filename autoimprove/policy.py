@@ -184,6 +184,17 @@ class TrainingSection(_Strict):
         return self
 
 
+class BaselinesSection(_Strict):
+    maj_at_k: int | None = Field(None, ge=2, le=64)
+    """Also score the champion with maj@k: k sampled answers per question (at the generation
+    temperature), the majority final answer counts. None = off."""
+    uq_ttc: int | None = Field(None, ge=1, le=64)
+    """Also score the champion with UQ-TTC: n sampled candidates per question judged by this
+    policy's cascade, the first that passes answers. None = off."""
+    fallback: Literal["first", "majority"] = "first"
+    """UQ-TTC's answer when no candidate passes: the first sample, or the majority answer."""
+
+
 class EvaluationSection(_Strict):
     task: str = Field("autoimprove_arith_heldout", min_length=1)
     """lm-eval task name: one shipped in `autoimprove/tasks/` (offline) or a folder of task
@@ -196,6 +207,11 @@ class EvaluationSection(_Strict):
     """Generation batch during evaluation."""
     max_new_tokens: int = Field(320, ge=8, le=32_768)
     """Longest evaluation answer, in tokens."""
+    baselines: BaselinesSection = BaselinesSection()
+    """Test-time-compute baselines scored on the champion, on the same items."""
+    guard_tasks: list[str] = []
+    """More lm-eval tasks champion and candidate are both scored on; the candidate must not
+    regress on any by more than `promotion.guard_tolerance`."""
 
 
 class PromotionSection(_Strict):
@@ -205,6 +221,11 @@ class PromotionSection(_Strict):
     """The paired test's p-value must be at most this."""
     test: Literal["mcnemar", "bootstrap"] = "mcnemar"
     """Paired significance test: exact McNemar on discordant items, or paired bootstrap."""
+    require_beat: Literal["none", "maj_at_k", "uq_ttc"] = "none"
+    """Also require the candidate's one-call pass@1 to be at least this baseline's (which must
+    then be enabled in `evaluation.baselines`)."""
+    guard_tolerance: float = Field(0.02, ge=0.0, le=1.0)
+    """Largest pass@1 drop allowed on any `evaluation.guard_tasks` task."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -279,6 +300,16 @@ class Policy(_Strict):
     promotion: PromotionSection = PromotionSection()
     registry: RegistrySection
     schedule: ScheduleSection = ScheduleSection()
+
+    @model_validator(mode="after")
+    def _beaten_baseline_is_measured(self) -> Policy:
+        wanted = self.promotion.require_beat
+        if wanted != "none" and getattr(self.evaluation.baselines, wanted) is None:
+            raise ValueError(
+                f"promotion.require_beat is {wanted}, but evaluation.baselines.{wanted} is not "
+                "set: give it a value (k or n) so the baseline is measured"
+            )
+        return self
 
     def digest(self) -> str:
         """Short stable hash of the resolved policy (recorded on every round and version)."""

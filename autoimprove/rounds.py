@@ -27,11 +27,11 @@ from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
-from autoimprove.evaluate import eval_result
+from autoimprove.evaluate import load_results
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store
-from autoimprove.types import Candidate
+from autoimprove.types import Candidate, EvalResult
 from autoimprove.verify import load_votes
 
 log = logging.getLogger(__name__)
@@ -266,11 +266,7 @@ class Controller:
             verdicts, votes = load_votes(folder)
             write = Store.write_verified(round_id, verdicts, votes)
         elif step == "evaluate":
-            results = {
-                name: eval_result(summary["task"], read_jsonl(folder / f"{name}.jsonl"))
-                for name in ("champion", "candidate")
-            }
-            write = Store.write_evaluated(round_id, results)
+            write = Store.write_evaluated(round_id, load_results(folder, summary))
         key = "eval" if step == "evaluate" else step
         self.store.commit_step(round_id, STATE_AFTER[step], {key: summary}, write)
 
@@ -282,11 +278,19 @@ class Controller:
         if RoundState.reached(self._row(round_id).progress, RoundState.DECIDED):
             return
         fault_point("decide", "before")
-        folder = self._step_dir(round_id, "evaluate")
-        task = policy.evaluation.task
-        champion = eval_result(task, read_jsonl(folder / "champion.jsonl"))
-        candidate = eval_result(task, read_jsonl(folder / "candidate.jsonl"))
-        decision = gate.decide(champion, candidate, policy.promotion)
+        results = load_results(
+            self._step_dir(round_id, "evaluate"), self._summary(round_id, "evaluate")
+        )
+        baselines: dict[str, EvalResult] = {
+            k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
+        }
+        guards = {
+            task: (results[f"guard/{task}/champion"], results[f"guard/{task}/candidate"])
+            for task in policy.evaluation.guard_tasks
+        }
+        decision = gate.decide(
+            results["champion"], results["candidate"], policy.promotion, baselines, guards
+        )
         self.store.commit_step(
             round_id,
             RoundState.DECIDED,

@@ -103,6 +103,10 @@ class EvalResult:
     item_ids: tuple[str, ...]
     correct: tuple[bool, ...]
     responses: tuple[str, ...] = field(default=(), repr=False)
+    calls: tuple[int, ...] = field(default=(), repr=False)
+    """Model calls spent per item (1 for a plain answer; k for maj@k; n + judges for UQ-TTC)."""
+    tokens: tuple[int, ...] = field(default=(), repr=False)
+    """Generated tokens spent per item."""
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,8 @@ class GateDecision:
     n: int
     candidate_only_correct: int
     champion_only_correct: int
+    baselines: dict[str, float] = field(default_factory=dict)
+    """pass@1 of each test-time-compute baseline measured (maj_at_k, uq_ttc)."""
+    required_beat: str = "none"
+    guards: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per guard task: champion and candidate pass@1 and the change."""

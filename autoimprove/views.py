@@ -16,6 +16,9 @@ from autoimprove.context import Workspace
 from autoimprove.lock import holder
 from autoimprove.store import RoundRow, Store
 
+EVALUATIONS = ("candidate", "champion", "maj_at_k", "uq_ttc")
+"""What a round's evaluation compares, one-call models first."""
+
 
 def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
     """The JSON shape of one round (`show --json`)."""
@@ -52,8 +55,10 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
         "train": trn,
         "eval": {
             "task": ev.get("task"),
-            "champion": ev.get("champion"),
-            "candidate": ev.get("candidate"),
+            **{name: ev.get(name) for name in EVALUATIONS},
+            "guards": ev.get("guards") or {},
+            "p_value": (summary.get("gate") or {}).get("p_value"),
+            "seconds_saved_by_cache": ev.get("eval_seconds_saved_by_cache"),
         },
         "gate": summary.get("gate"),
         "wall_seconds": summary.get("wall_seconds"),
@@ -78,12 +83,28 @@ def summary_table(d: dict) -> Table:
             f"{d['train'].get('loss_first'):.3f} → {d['train'].get('loss_last'):.3f}",
         )
     ev = d["eval"]
-    if ev.get("champion"):
+    for name in EVALUATIONS:
+        result = ev.get(name)
+        if not result:
+            continue
+        ci = result.get("ci95")
+        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        calls = result.get("calls_per_question")
+        cost = f", {calls:g} calls/question" if calls else ""
+        cached = " (cached)" if result.get("cached") else ""
         table.add_row(
-            f"pass@1 on {ev['task']}",
-            f"champion {ev['champion']['pass_at_1']:.3f} vs candidate "
-            f"{ev['candidate']['pass_at_1']:.3f} (n={ev['candidate']['n']})",
+            f"pass@1 {name}",
+            f"{result['pass_at_1']:.3f}{interval} on {result['n']} items of {ev['task']}"
+            f"{cost}{cached}",
         )
+    for task, sides in (ev.get("guards") or {}).items():
+        table.add_row(
+            f"guard {task}",
+            f"champion {sides['champion']['pass_at_1']:.3f} → candidate "
+            f"{sides['candidate']['pass_at_1']:.3f}",
+        )
+    if ev.get("p_value") is not None:
+        table.add_row("paired test p", f"{ev['p_value']:.3g}")
     table.add_row("decision", str(d["decision"]))
     table.add_row("why", str(d["reason"]))
     table.add_row("registered version", str(d["model_version"]))

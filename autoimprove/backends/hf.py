@@ -97,11 +97,13 @@ class HFBackend:
         dtype: str = "auto",
         batch_size: int = 16,
         progress: Callable[[int], None] | None = None,
+        loaded: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
     ):
         self.ref = ref
         self.batch_size = batch_size
         self.progress = progress
-        self.model, self.tokenizer = load_model(ref, dtype)
+        # `loaded`: the (model, tokenizer) load_model(ref, dtype) already returned, shared.
+        self.model, self.tokenizer = loaded or load_model(ref, dtype)
         self.eos_ids = self._eos_ids()
 
     def _eos_ids(self) -> list[int]:

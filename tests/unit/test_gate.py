@@ -86,3 +86,51 @@ def test_alpha_one_promotes_a_tie_but_never_a_net_loss():
     worse = result([False, False] * 50)
     d = decide(same, worse, PromotionSection(min_gain=-1.0, alpha=1.0))
     assert not d.promote
+
+
+def test_require_beat_rejects_a_significant_win_below_the_baseline():
+    champion = result([False] * 40 + [True] * 60)  # 0.60
+    candidate = result([True] * 20 + [False] * 20 + [True] * 60)  # 0.80, 20 won / 0 lost
+    uq_ttc = result([True] * 85 + [False] * 15)  # 0.85
+    maj = result([True] * 75 + [False] * 25)  # 0.75
+    policy = PromotionSection(require_beat="uq_ttc")
+    d = decide(champion, candidate, policy, {"uq_ttc": uq_ttc, "maj_at_k": maj})
+    assert not d.promote and "does not reach uq_ttc 0.850" in d.reason
+    assert d.baselines == {"uq_ttc": 0.85, "maj_at_k": 0.75} and d.required_beat == "uq_ttc"
+    d = decide(champion, candidate, PromotionSection(require_beat="maj_at_k"), {"maj_at_k": maj})
+    assert d.promote and "reaches maj_at_k 0.750" in d.reason
+    # Equal to the baseline is enough: one call matching many is the paper's claim.
+    d = decide(champion, candidate, policy, {"uq_ttc": candidate})
+    assert d.promote
+    with pytest.raises(ValueError, match="not measured"):
+        decide(champion, candidate, policy, {})
+
+
+def test_guard_tasks_block_a_regression_beyond_tolerance_only():
+    champion = result([False] * 40 + [True] * 60)
+    candidate = result([True] * 20 + [False] * 20 + [True] * 60)
+    guard_old = result([True] * 50 + [False] * 50)  # 0.50
+    slight = result([True] * 48 + [False] * 52)  # -0.02: within the default tolerance
+    worse = result([True] * 40 + [False] * 60)  # -0.10
+    policy = PromotionSection()
+    d = decide(champion, candidate, policy, guards={"transfer": (guard_old, slight)})
+    assert d.promote and "holds every guard task" in d.reason
+    assert d.guards["transfer"]["change"] == pytest.approx(-0.02)
+    d = decide(champion, candidate, policy, guards={"transfer": (guard_old, worse)})
+    assert not d.promote and "regresses on guard tasks (transfer -0.100" in d.reason
+    d = decide(
+        champion, candidate, PromotionSection(guard_tolerance=0.1), {}, {"t": (guard_old, worse)}
+    )
+    assert d.promote
+
+
+def test_wilson_interval_edges():
+    from autoimprove.gate import wilson_interval
+
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and 0.1 < high < 0.2  # never the degenerate [0, 0]
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0 and 0.8 < low < 0.9
+    low, high = wilson_interval(39, 100)
+    assert low < 0.39 < high and high - low == pytest.approx(0.19, abs=0.01)
