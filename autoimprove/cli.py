@@ -244,6 +244,64 @@ def _workspace_registry(workspace: Path):  # noqa: ANN202 - (Registry, name); ML
     return registry, name
 
 
+@app.command()
+def audit(
+    policy: PolicyOpt,
+    labeled: Annotated[
+        Path, typer.Option("--labeled", help="JSONL of {id, prompt, answer} to score against.")
+    ],
+    limit: Annotated[int | None, typer.Option(help="Use the first N labeled rows.")] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also judge the same candidates with this cascade: type:mode:votes[:rule] "
+            "stages joined by commas (repeatable)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure the verifier: the policy's generation + cascade on labeled problems; yield,
+    precision and recall per stage and overall (labels only measure; nothing trains)."""
+    offline_env()
+    loaded = _load(policy)
+    if not labeled.is_file():
+        raise _fail(f"no labeled file at {labeled}")
+    from autoimprove.audit import load_labeled, parse_variant, run_audit
+
+    rows, bad = load_labeled(labeled, limit)
+    if not rows:
+        raise _fail(f"{labeled} has no usable rows ({bad} bad); expected {{id, prompt, answer}}")
+    try:
+        cascades = [parse_variant(v) for v in variant or []]
+    except ValueError as exc:
+        raise _fail(f"--variant: {exc}".replace("\n", " ")) from exc
+    out = {"labeled_file": str(labeled), "bad_rows": bad, **run_audit(loaded, rows, cascades)}
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return
+    console.print(
+        f"{out['problems']} problems x {out['candidates_per_problem']} candidates, "
+        f"{out['correct_candidates']} correct (base precision {out['base_precision']})",
+        highlight=False,
+    )
+    for report in [out, *out["variants"]]:
+        table = Table("stage", "entered", "passed", "yield", "precision", "recall")
+        table.title = report["variant"]
+        for s in report["stages"]:
+            table.add_row(
+                s["stage"],
+                *(str(s[k]) for k in ("entered", "passed", "yield", "precision", "recall")),
+            )
+        c = report["cascade"]
+        table.add_row(
+            "cascade",
+            str(report["candidates"]),
+            *(str(c[k]) for k in ("accepted", "yield", "precision", "recall")),
+        )
+        table.caption = f"{c['judge_calls']} judge calls, {c['calls_per_accepted']} per accepted"
+        console.print(table)
+
+
 @app.command("rounds")
 def rounds_cmd(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     """Every round: state, funnel, pass@1s, decision, version, duration."""

@@ -4,6 +4,9 @@ What it makes
     * ``seeds/arith_pool.jsonl`` -- 2,400 multi-step arithmetic word problems as
       ``{"id", "prompt", "domain": "arith"}``. No answers: the service is label-free and must
       improve from prompts alone.
+    * ``seeds/arith_audit.jsonl`` -- 60 labeled problems worded like the pool, as
+      ``{"id", "prompt", "answer"}``: only for measuring the verifier's precision and recall
+      (``autoimprove audit``), never for training.
     * ``autoimprove/tasks/arith_heldout/arith_heldout.jsonl`` -- 240 problems of the same kinds as
       ``{"id", "question", "answer"}``, read by the lm-eval task ``autoimprove_arith_heldout``.
 
@@ -44,6 +47,9 @@ HELDOUT_SIZE = 240
 # Separate streams: the held-out set must not change when the pool size or order changes.
 POOL_SEED = 20_250_101
 HELDOUT_SEED = 20_250_102
+AUDIT_SEED = 20_250_103
+AUDIT_SIZE = 60
+AUDIT_PATH = ROOT / "seeds" / "arith_audit.jsonl"
 NGRAM = 8
 MAX_ANSWER = 999
 
@@ -744,6 +750,36 @@ def build_all() -> tuple[list[dict[str, str]], list[dict[str, str]], Counter[str
     return pool, heldout, dropped
 
 
+def build_audit(
+    pool_prompts: list[str],
+    heldout_questions: list[str],
+    n: int = AUDIT_SIZE,
+    seed: int = AUDIT_SEED,
+) -> list[dict[str, str]]:
+    """Labeled rows worded like the pool, for measuring the verifier (`autoimprove audit`).
+
+    The answers only ever score the cascade's verdicts; nothing trains on them. Rows are
+    disjoint from the pool (no identical prompt) and share no 8-gram with the held-out set.
+    """
+    rng = random.Random(seed)
+    pool_texts = {normalize_text(p) for p in pool_prompts}
+    heldout_grams = ngram_index(heldout_questions, NGRAM)
+    seen: set[str] = set()
+    rows: list[dict[str, str]] = []
+    while len(rows) < n:
+        prompt, answer = _draw(STRUCTURES[len(rows) % len(STRUCTURES)], rng, "pool")
+        key = normalize_text(prompt)
+        if key in pool_texts or key in seen:
+            continue
+        if any(gram in heldout_grams for gram in word_ngrams(prompt, NGRAM)):
+            continue
+        seen.add(key)
+        rows.append(
+            {"id": f"arith-audit-{len(rows) + 1:03d}", "prompt": prompt, "answer": str(answer)}
+        )
+    return rows
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as handle:
@@ -755,6 +791,9 @@ def main() -> None:
     pool, heldout, dropped = build_all()
     _write_jsonl(POOL_PATH, pool)
     _write_jsonl(HELDOUT_PATH, heldout)
+    audit = build_audit([r["prompt"] for r in pool], [r["question"] for r in heldout])
+    _write_jsonl(AUDIT_PATH, audit)
+    print(f"wrote {len(audit)} labeled audit rows to {AUDIT_PATH.relative_to(ROOT)}")
     print(f"wrote {len(pool)} pool rows to {POOL_PATH.relative_to(ROOT)}")
     print(f"wrote {len(heldout)} held-out rows to {HELDOUT_PATH.relative_to(ROOT)}")
     for reason, count in sorted(dropped.items()):

@@ -210,3 +210,28 @@ def test_report_is_logged_to_the_round_run_and_rerendered_on_demand(two_rounds):
     assert page.is_file()
     result = runner.invoke(app, ["report", "9", "--workspace", str(ws)])
     assert result.exit_code == 2 and "no round 9" in result.output
+
+
+def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
+    # The answering model says 5 to everything and its re-solves agree: the cascade accepts
+    # every candidate, so precision is the share of problems whose label is 5, recall is 1.
+    policy = write_policy(tmp_path, answering_model_dir)
+    labeled = tmp_path / "labeled.jsonl"
+    labels = ["5", "5", "7", "5"]
+    labeled.write_text(
+        "\n".join(
+            json.dumps({"id": f"l{i}", "prompt": POOL_ROWS[i]["prompt"], "answer": a})
+            for i, a in enumerate(labels)
+        )
+        + "\n{bad\n"
+    )
+    out = invoke("audit", "--policy", str(policy), "--labeled", str(labeled))
+    assert out["problems"] == 4 and out["bad_rows"] == 1 and out["candidates"] == 8
+    assert out["correct_candidates"] == 6 and out["base_precision"] == 0.75
+    whole = out["cascade"]
+    assert whole["accepted"] == 8 and whole["precision"] == 0.75 and whole["recall"] == 1.0
+    assert whole["judge_calls"] > 0 and whole["calls_per_accepted"] == whole["judge_calls"] / 8
+    assert [s["stage"] for s in out["stages"]] == ["correctness"]
+    assert not (tmp_path / "ws").exists(), "an audit touches no workspace"
+    missing = runner.invoke(app, ["audit", "--policy", str(policy), "--labeled", "nope.jsonl"])
+    assert missing.exit_code == 2 and "no labeled file" in missing.output

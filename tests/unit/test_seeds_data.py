@@ -110,6 +110,18 @@ def test_generator_reproduces_the_shipped_files(pool: list[Any], heldout: list[A
     assert generated_pool == pool
 
 
+def test_audit_file_is_labeled_reproducible_and_disjoint(
+    pool: list[Any], heldout: list[Any]
+) -> None:
+    audit = _read_jsonl(GENERATOR.parent / "arith_audit.jsonl")
+    module = _load_generator()
+    regenerated = module.build_audit([r["prompt"] for r in pool], [r["question"] for r in heldout])
+    assert regenerated == audit and len(audit) == 60
+    assert all(r["answer"].isdigit() for r in audit)
+    assert not {r["prompt"] for r in audit} & {r["prompt"] for r in pool}
+    assert overlaps([r["prompt"] for r in audit], [r["question"] for r in heldout], n=8) == []
+
+
 def test_generator_is_deterministic_across_calls() -> None:
     module = _load_generator()
     assert module.build_heldout(n=30) == module.build_heldout(n=30)
