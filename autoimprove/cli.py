@@ -59,6 +59,16 @@ def _load(policy_path: Path) -> Policy:
         raise typer.Exit(code=2) from None
 
 
+def _check_tasks(policy: Policy, source: Path) -> None:
+    """Exit 2 before any compute if an evaluation task is unknown or has no data here."""
+    from autoimprove.evaluate import check_tasks
+
+    errors = check_tasks(policy.evaluation)
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise _fail(f"{source}: {len(errors)} error(s)\n{lines}")
+
+
 def _store(workspace: Path) -> Store:
     ws = Workspace(workspace)
     if not ws.state_db.is_file():
@@ -70,6 +80,7 @@ def _store(workspace: Path) -> Store:
 def policy_validate(path: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
     """Check a policy file; list every error with its field path (exit 2 if any)."""
     policy = _load(path)
+    _check_tasks(policy, path)
     console.print(f"{path}: ok (policy hash {policy.digest()})", highlight=False)
 
 
@@ -117,6 +128,7 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
     offline_env()
     logging.basicConfig(level=logging.WARNING)
     loaded = _load(policy)
+    _check_tasks(loaded, policy)
     from autoimprove.rounds import Controller
 
     bars, progress = _progress_bars()
@@ -150,7 +162,7 @@ def run_cmd(
     """
     offline_env()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    _load(policy)
+    _check_tasks(_load(policy), policy)
     from autoimprove.daemon import Daemon
 
     bars, progress = _progress_bars()

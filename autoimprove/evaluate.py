@@ -56,6 +56,40 @@ def _task_folder(evaluation: EvaluationSection) -> Path | None:
     return None
 
 
+def check_tasks(evaluation: EvaluationSection) -> list[str]:
+    """Problems with the policy's lm-eval tasks (main and guards), found before any compute.
+
+    Shipped and `include_path` tasks are found by file. Any other name must be a task built
+    into lm-eval whose data loads here (offline: only if already in the datasets cache)."""
+    fields = {evaluation.task: "evaluation.task"}
+    for i, guard in enumerate(evaluation.guard_tasks):
+        fields.setdefault(guard, f"evaluation.guard_tasks[{i}]")
+    remote = [t for t in fields if _task_folder(evaluation.model_copy(update={"task": t})) is None]
+    if not remote:
+        return []
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=[str(p) for p in task_dirs(evaluation)])
+    errors = []
+    for task in remote:
+        if task not in manager.all_tasks:
+            errors.append(
+                f"{fields[task]}: unknown lm-eval task {task!r} (not shipped in autoimprove/tasks, "
+                "not in evaluation.include_path, not built into lm-eval)"
+            )
+            continue
+        try:
+            manager.load([task])
+        except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "no data"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            errors.append(
+                f"{fields[task]}: {task!r} is built into lm-eval but its data cannot be loaded on "
+                f"this machine ({type(exc).__name__}: {first}); run once with network access "
+                "to fill the datasets cache, or use a local task"
+            )
+    return errors
+
+
 def heldout_ngrams(evaluation: EvaluationSection, n: int) -> set[tuple[str, ...]]:
     """Word n-grams of every held-out item of a local task (empty for a built-in task)."""
     folder = _task_folder(evaluation)

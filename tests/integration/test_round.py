@@ -235,3 +235,23 @@ def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
     assert not (tmp_path / "ws").exists(), "an audit touches no workspace"
     missing = runner.invoke(app, ["audit", "--policy", str(policy), "--labeled", "nope.jsonl"])
     assert missing.exit_code == 2 and "no labeled file" in missing.output
+
+
+def test_builtin_task_without_data_fails_before_any_compute(answering_model_dir, tmp_path):
+    policy = write_policy(tmp_path, answering_model_dir)
+    policy.write_text(
+        policy.read_text().replace(
+            "evaluation: {limit: 8,",
+            "evaluation: {task: gsm8k, guard_tasks: [no_such_task_xyz], limit: 8,",
+        )
+    )
+    checked = runner.invoke(app, ["policy", "validate", str(policy)])
+    assert checked.exit_code == 2
+    text = " ".join(checked.output.split())
+    assert "evaluation.task: 'gsm8k' is built into lm-eval but its data cannot be loaded" in text
+    assert "evaluation.guard_tasks[0]: unknown lm-eval task 'no_such_task_xyz'" in text
+    ran = runner.invoke(
+        app, ["round", "--policy", str(policy), "--workspace", str(tmp_path / "ws")]
+    )
+    assert ran.exit_code == 2 and "gsm8k" in ran.output
+    assert not (tmp_path / "ws").exists(), "nothing was started"
