@@ -1,0 +1,88 @@
+"""Benchmark: what the gate's test-time-compute baselines cost and score on the embedded model.
+
+Scores the embedded base model (the champion of a fresh workspace) on the first `--limit` items
+of the quickstart's held-out task three ways, through the same code a round uses: greedy (one
+call), maj@k (lm-eval repeats + majority final answer) and UQ-TTC (n candidates judged by the
+quickstart cascade). Prints and writes bench/out/baselines-<timestamp>.json with pass@1, its 95%
+interval, calls and tokens per question, and wall seconds for each. The champion-side seconds
+are what the eval cache saves in every round that keeps the champion.
+
+    python bench/baselines.py --limit 24 --k 4 --n 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", default=str(ROOT / "policies" / "quickstart.yaml"))
+    parser.add_argument("--limit", type=int, default=24)
+    parser.add_argument("--k", type=int, default=4, help="maj@k samples per question")
+    parser.add_argument("--n", type=int, default=4, help="UQ-TTC candidates per question")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+    from autoimprove.backends.hf import load_model
+    from autoimprove.basemodel import resolve_base
+    from autoimprove.evaluate import describe, evaluate_maj_at_k, evaluate_model, evaluate_uq_ttc
+    from autoimprove.policy import load_policy
+    from autoimprove.types import ModelRef
+
+    policy = load_policy(Path(args.policy))
+    evaluation = policy.evaluation.model_copy(
+        update={
+            "limit": args.limit,
+            "baselines": policy.evaluation.baselines.model_copy(
+                update={"maj_at_k": args.k, "uq_ttc": args.n}
+            ),
+        }
+    )
+    policy = policy.model_copy(update={"evaluation": evaluation})
+    ref = ModelRef(str(resolve_base(policy)))
+    loaded = load_model(ref, policy.model.dtype)
+    runs = {
+        "champion": lambda: evaluate_model(
+            ref, evaluation, policy.model.dtype, policy.model.system_prompt, loaded=loaded
+        ),
+        "maj_at_k": lambda: evaluate_maj_at_k(ref, policy, loaded),
+        "uq_ttc": lambda: evaluate_uq_ttc(ref, policy, loaded),
+    }
+    results = {}
+    for name, fn in runs.items():
+        started = time.perf_counter()
+        result = fn()
+        results[name] = {**describe(result), "seconds": round(time.perf_counter() - started, 1)}
+        print(name, json.dumps(results[name]), flush=True)
+    out = {
+        "bench": "baselines",
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "policy": args.policy,
+        "task": evaluation.task,
+        "limit": args.limit,
+        "k": args.k,
+        "n": args.n,
+        "cascade": [s.model_dump() for s in policy.cascade.stages],
+        "results": results,
+    }
+    folder = ROOT / "bench" / "out"
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    (folder / f"baselines-{stamp}.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
