@@ -30,6 +30,23 @@ def test_lm_eval_scores_per_item_on_the_local_task(answering_model_dir):
     assert result.pass_at_1 == sum(expected.values()) / 12
 
 
+def test_the_transfer_task_is_a_separate_local_task(answering_model_dir):
+    evaluation = EvaluationSection(limit=8, batch_size=8, max_new_tokens=12)
+    result = evaluate_model(
+        ModelRef(str(answering_model_dir)),
+        evaluation,
+        "float32",
+        None,
+        "autoimprove_arith_transfer",
+    )
+    path = resources.files("autoimprove").joinpath("tasks/arith_heldout/arith_transfer.jsonl")
+    items = [json.loads(line) for line in path.read_text().splitlines()][:8]
+    assert result.task == "autoimprove_arith_transfer" and result.n == 8
+    assert result.item_ids == tuple(sorted(r["id"] for r in items))
+    expected = {r["id"]: r["answer"] == "5" for r in items}
+    assert result.correct == tuple(expected[i] for i in result.item_ids)
+
+
 def test_heldout_ngrams_come_from_the_task_file():
     grams = heldout_ngrams(EvaluationSection(), 8)
     assert word_ngrams(_items()[0]["question"], 8) <= grams

@@ -122,6 +122,20 @@ def test_audit_file_is_labeled_reproducible_and_disjoint(
     assert overlaps([r["prompt"] for r in audit], [r["question"] for r in heldout], n=8) == []
 
 
+def test_transfer_task_is_reproducible_labeled_and_unlike_the_pool(pool: list[Any]) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_transfer", GENERATOR.parent / "make_transfer.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = _read_jsonl(HELDOUT.parent / "arith_transfer.jsonl")
+    assert module.build_transfer() == shipped and len(shipped) == 120
+    assert all(r["answer"].isdigit() for r in shipped)
+    assert len({r["question"] for r in shipped}) == 120
+    assert overlaps([r["prompt"] for r in pool], [r["question"] for r in shipped], n=8) == []
+
+
 def test_generator_is_deterministic_across_calls() -> None:
     module = _load_generator()
     assert module.build_heldout(n=30) == module.build_heldout(n=30)
