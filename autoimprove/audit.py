@@ -130,7 +130,7 @@ def run_audit(
     from autoimprove.backends.hf import HFBackend
     from autoimprove.basemodel import resolve_base
     from autoimprove.cascade.stages import build_stage
-    from autoimprove.cascade.stages.base import JudgeContext
+    from autoimprove.cascade.stages.base import JudgeContext, peers_of
     from autoimprove.cascade.voting import StageRule, run_cascade
     from autoimprove.types import ModelRef, Sampling
 
@@ -164,6 +164,7 @@ def run_audit(
             seed=0,
             system_prompt=policy.model.system_prompt,
             stop_at_answer=gen.stop_at_answer,
+            peers=peers_of(candidates),
         )
         stages = [build_stage(s.type, s.mode, judge) for s in cascade.stages]
         rules = [StageRule(s.type, s.votes, s.rule) for s in cascade.stages]

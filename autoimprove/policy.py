@@ -77,12 +77,12 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
-StageMode = Literal["verdict", "quantities", "agreement"]
+StageMode = Literal["verdict", "quantities", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
     "cycle": ("verdict", "quantities"),
     "factuality": ("verdict",),
-    "correctness": ("verdict", "agreement"),
+    "correctness": ("verdict", "agreement", "pool"),
 }
 
 
@@ -93,7 +93,9 @@ class StageSection(_Strict):
     mode: StageMode = "verdict"
     """How the model judges: `verdict` ([[Y]]/[[N]] after reasoning; for capable models),
     `quantities` (cycle only: the inferred question must carry the original's numbers),
-    `agreement` (correctness only: independent re-solves must reach the candidate's answer)."""
+    `agreement` (correctness only: independent re-solves must reach the candidate's answer),
+    `pool` (correctness only: at least `votes` of the seed's other candidates must state the same
+    answer; no judge calls, so `votes` must be below `generation.n`)."""
     votes: int = Field(3, ge=1, le=32)
     """Independent votes (temperature > 0, distinct seeds) asked for at this stage."""
     rule: Literal["unanimous", "majority"] = "unanimous"
@@ -300,6 +302,16 @@ class Policy(_Strict):
     promotion: PromotionSection = PromotionSection()
     registry: RegistrySection
     schedule: ScheduleSection = ScheduleSection()
+
+    @model_validator(mode="after")
+    def _pool_votes_fit_the_candidates(self) -> Policy:
+        for stage in self.cascade.stages:
+            if stage.mode == "pool" and stage.votes >= self.generation.n:
+                raise ValueError(
+                    f"cascade stage {stage.type} in pool mode needs votes ({stage.votes}) below "
+                    f"generation.n ({self.generation.n}): a candidate has n - 1 peers to agree"
+                )
+        return self
 
     @model_validator(mode="after")
     def _beaten_baseline_is_measured(self) -> Policy:

@@ -26,7 +26,7 @@ from lm_eval.api.registry import register_filter, register_model
 from autoimprove.answers import extract_answer
 from autoimprove.backends.base import Backend, user_turn
 from autoimprove.cascade.stages import build_stage
-from autoimprove.cascade.stages.base import JudgeContext
+from autoimprove.cascade.stages.base import JudgeContext, peers_of
 from autoimprove.cascade.voting import StageRule, run_cascade
 from autoimprove.policy import Policy
 from autoimprove.types import Candidate, Sampling, Verdict
@@ -88,6 +88,7 @@ def answer(
         seed=seed,
         system_prompt=policy.model.system_prompt,
         stop_at_answer=gen.stop_at_answer,
+        peers=peers_of(candidates),
     )
     stages = [build_stage(s.type, s.mode, judge) for s in policy.cascade.stages]
     rules = [StageRule(s.type, s.votes, s.rule) for s in policy.cascade.stages]

@@ -18,7 +18,7 @@ from pathlib import Path
 from autoimprove import stopping
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.cascade.stages import build_stage
-from autoimprove.cascade.stages.base import JudgeContext
+from autoimprove.cascade.stages.base import JudgeContext, peers_of
 from autoimprove.cascade.voting import StageRule, run_cascade
 from autoimprove.context import RoundContext
 from autoimprove.faults import fault_point
@@ -60,6 +60,7 @@ def _judge_shard(ctx: RoundContext, backend, shard: int, candidates: list[Candid
         seed=ctx.round_id * 1000 + shard,
         system_prompt=policy.model.system_prompt,
         stop_at_answer=policy.generation.stop_at_answer,
+        peers=peers_of(candidates),
     )
     stages = [build_stage(s.type, s.mode, judge) for s in cascade.stages]
     rules = [StageRule(s.type, s.votes, s.rule) for s in cascade.stages]

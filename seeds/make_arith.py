@@ -705,7 +705,10 @@ def build_heldout(n: int = HELDOUT_SIZE, seed: int = HELDOUT_SEED) -> list[dict[
 
 
 def build_pool(
-    heldout_questions: list[str], n: int = POOL_SIZE, seed: int = POOL_SEED
+    heldout_questions: list[str],
+    n: int = POOL_SIZE,
+    seed: int = POOL_SEED,
+    answers_out: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, str]], Counter[str]]:
     """The unlabeled pool rows and a count of drafts dropped, by reason.
 
@@ -721,7 +724,7 @@ def build_pool(
     while len(prompts) < n:
         structure = STRUCTURES[len(prompts) % len(STRUCTURES)]
         for _attempt in range(1000):
-            prompt, _answer = _draw(structure, rng, "pool")  # the answer is deliberately discarded
+            prompt, answer = _draw(structure, rng, "pool")  # not shipped: the pool is unlabeled
             key = normalize_text(prompt)
             if key in heldout_texts:
                 dropped["identical to held-out"] += 1
@@ -735,12 +738,22 @@ def build_pool(
             raise RuntimeError(f"structure {structure.name!r} cannot produce clean pool rows")
         seen.add(key)
         prompts.append(prompt)
+        if answers_out is not None:
+            answers_out[prompt] = str(answer)
     rng.shuffle(prompts)
     rows = [
         {"id": f"arith-pool-{i:05d}", "prompt": p, "domain": "arith"}
         for i, p in enumerate(prompts, start=1)
     ]
     return rows, dropped
+
+
+def pool_answers() -> dict[str, str]:
+    """{pool prompt: its answer}, recomputed from the generator. Only for *measuring* what a
+    round accepted (bench/learning.py); the service never sees it, the pool file has no answers."""
+    answers: dict[str, str] = {}
+    build_pool([row["question"] for row in build_heldout()], answers_out=answers)
+    return answers
 
 
 def build_all() -> tuple[list[dict[str, str]], list[dict[str, str]], Counter[str]]:

@@ -115,3 +115,22 @@ def test_schedule_errors_are_listed_with_their_paths():
     both = both.replace("max_attempts: 0, retry_backoff: -1", "max_attempts: 2")
     with pytest.raises(PolicyError, match="either every or cron"):
         parse_policy(both)
+
+
+def test_pool_mode_needs_fewer_votes_than_candidates():
+    from autoimprove.policy import Policy
+
+    base = {
+        "seeds": {"pool": "p.jsonl"},
+        "generation": {"n": 4},
+        "registry": {"model_name": "m"},
+    }
+    ok = {"stages": [{"type": "correctness", "mode": "pool", "votes": 3}]}
+    assert Policy.model_validate({**base, "cascade": ok}).cascade.stages[0].mode == "pool"
+    too_many = {"stages": [{"type": "correctness", "mode": "pool", "votes": 4}]}
+    with pytest.raises(ValueError, match="pool mode needs votes"):
+        Policy.model_validate({**base, "cascade": too_many})
+    with pytest.raises(ValueError, match="mode"):
+        Policy.model_validate(
+            {**base, "cascade": {"stages": [{"type": "cycle", "mode": "pool", "votes": 1}]}}
+        )

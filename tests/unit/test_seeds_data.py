@@ -136,6 +136,13 @@ def test_transfer_task_is_reproducible_labeled_and_unlike_the_pool(pool: list[An
     assert overlaps([r["prompt"] for r in pool], [r["question"] for r in shipped], n=8) == []
 
 
+def test_pool_answers_for_measurement_cover_the_pool(pool: list[Any]) -> None:
+    answers = _load_generator().pool_answers()
+    assert set(answers) == {row["prompt"] for row in pool}
+    first = next(r for r in pool if r["id"] == "arith-pool-00001")
+    assert "54 cakes" in first["prompt"] and answers[first["prompt"]] == "5"  # (54-29)/(2+3)
+
+
 def test_generator_is_deterministic_across_calls() -> None:
     module = _load_generator()
     assert module.build_heldout(n=30) == module.build_heldout(n=30)

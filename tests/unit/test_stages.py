@@ -111,3 +111,32 @@ def test_cascade_with_agreement_filters_wrong_answers():
 def test_unknown_stage_names_known_ones():
     with pytest.raises(KeyError, match=re.escape("known: correctness, cycle, factuality")):
         build_stage("vibes", "verdict", ctx(ScriptedBackend(lambda p, s: "")))
+
+
+def test_pool_mode_uses_the_seeds_other_candidates_and_no_calls():
+    from autoimprove.cascade.stages.base import peers_of
+
+    backend = ScriptedBackend(lambda prompt, s: pytest.fail("pool mode must not call the model"))
+    batch = [
+        Candidate("A", 0, "qA", "so the answer is 10"),
+        Candidate("A", 1, "qA", "The answer is 10."),
+        Candidate("A", 2, "qA", "the answer is 11"),
+        Candidate("A", 3, "qA", "The answer is 10"),
+        Candidate("B", 0, "qB", "the answer is 5"),
+        Candidate("B", 1, "qB", "no stated answer, maybe 5"),
+    ]
+    context = JudgeContext(
+        backend=backend, temperature=0.7, max_new_tokens=8, peers=peers_of(batch)
+    )
+    stage = build_stage("correctness", "pool", context)
+    result = run_cascade(
+        batch, [StageRule("correctness", 2)], lambda s, w, b: stage.judge(b, w), first_valid=False
+    )
+    accepted = {(v.seed_id, v.candidate_index) for v in result.verdicts if v.accepted}
+    # Each "10" has two agreeing peers; "11" has none; B's peers never state an answer.
+    assert accepted == {("A", 0), ("A", 1), ("A", 3)}
+    assert all(v.calls == 0 for v in result.votes) and backend.calls == []
+    three = run_cascade(
+        batch, [StageRule("correctness", 3)], lambda s, w, b: stage.judge(b, w), first_valid=False
+    )
+    assert not any(v.accepted for v in three.verdicts), "no answer has three agreeing peers"

@@ -7,7 +7,8 @@ call to the backend. It never decides how many votes to ask for or when to stop;
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Protocol
 
@@ -42,6 +43,8 @@ class JudgeContext:
     system_prompt: str | None = None
     stop_at_answer: bool = False
     """Re-solves (agreement mode) may stop at their stated answer, like candidates."""
+    peers: Mapping[str, Sequence[Candidate]] = field(default_factory=dict)
+    """Every candidate of each seed, by seed id (what `pool` mode compares against)."""
 
     def ask(
         self, prompts: list[str], wave: int, salt: int, stop_at_answer: bool = False
@@ -58,6 +61,14 @@ class JudgeContext:
         )
         conversations = [user_turn(p, self.system_prompt) for p in prompts]
         return [per[0] for per in self.backend.chat(conversations, sampling)]
+
+
+def peers_of(candidates: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    """Candidates grouped by seed (for `JudgeContext.peers`)."""
+    out: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        out.setdefault(c.seed_id, []).append(c)
+    return out
 
 
 def visible_solution(candidate: Candidate) -> str:

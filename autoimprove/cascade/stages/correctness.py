@@ -6,6 +6,11 @@
   not on the candidate, so vote number `wave` for a seed is drawn once and shared by all of that
   seed's candidates (v re-solves per seed, not per candidate). The call is charged to the first
   candidate that uses it.
+- `pool`: no judge call at all. The seed's other candidates are independent samples of the same
+  problem, so they serve as the re-solves: vote number `wave` is yes when at least `wave + 1`
+  of the seed's other candidates state the same final answer, so a unanimous stage of `v`
+  votes passes a candidate that at least `v` of its peers agree with. Needs the seed's full
+  candidate set (`JudgeContext.peers`), whatever earlier stages rejected.
 """
 
 from __future__ import annotations
@@ -36,7 +41,29 @@ class CorrectnessStage:
         for seed_id, reply in zip(missing, replies, strict=True):
             self.resolves[(seed_id, wave)] = reply
 
+    def _pool_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        votes = []
+        for c in candidates:
+            mine = extract_answer(c.text, strict=True)
+            peers = [p for p in self.ctx.peers.get(c.seed_id, ()) if p.index != c.index]
+            agreeing = sum(answers_match(mine, extract_answer(p.text, strict=True)) for p in peers)
+            votes.append(
+                Vote(
+                    seed_id=c.seed_id,
+                    candidate_index=c.index,
+                    stage=self.name,
+                    wave=wave,
+                    accept=mine is not None and agreeing >= wave + 1,
+                    text=f"[pool: {agreeing} of {len(peers)} other candidates state {mine}]",
+                    calls=0,
+                    tokens=0,
+                )
+            )
+        return votes
+
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        if self.mode == "pool":
+            return self._pool_votes(candidates, wave)
         if self.mode == "verdict":
             return judge_by_template(self.ctx, self.name, self.template, candidates, wave, salt=4)
         fresh = {c.seed_id for c in candidates if (c.seed_id, wave) not in self.resolves}

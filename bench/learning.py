@@ -1,0 +1,228 @@
+"""Benchmark: does the loop learn, and how fast? N rounds on a fresh workspace, per-round figures.
+
+Runs `autoimprove round` N times (each round starts from the champion the last one left) and
+writes, per round: verified rows, their precision (each accepted row's final answer checked
+against the answer `seeds/make_arith.py` recomputes for its seed: a measurement only, the
+service never sees labels), rows per CPU-hour (CPU seconds of the whole round, all processes),
+pass@1 of champion and candidate on the held-out task and on each guard task with 95%
+intervals, the gate's p-value and decision. Also the gain of the final champion over the base
+on every task. Writes bench/out/learning-<stamp>.json and a PNG of pass@1 over rounds.
+
+    python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pool_answers() -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("make_arith", ROOT / "seeds" / "make_arith.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pool_answers()
+
+
+def _cli(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "autoimprove", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"autoimprove {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def _precision(ws: Path, round_id: int, answers: dict[str, str]) -> dict:
+    from autoimprove.answers import answers_match, extract_answer
+
+    path = ws / "rounds" / f"{round_id:05d}" / "verify" / "accepted.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    labeled = [r for r in rows if r["prompt"] in answers]
+    right = sum(
+        answers_match(extract_answer(r["completion"]), answers[r["prompt"]]) for r in labeled
+    )
+    return {"rows": len(rows), "checked": len(labeled), "correct": right}
+
+
+def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
+    """Per task: the final champion (the candidate of the round that made it) against the base
+    (round 1's champion), paired on the same items, exact McNemar."""
+    import sqlite3
+
+    from autoimprove.gate import mcnemar_exact
+
+    if final_round is None:
+        return {}
+    db = sqlite3.connect(ws / "state.db")
+    out = {}
+    for i, task in enumerate(tasks):
+        names = (
+            ("champion", "candidate")
+            if i == 0
+            else (f"guard/{task}/champion", f"guard/{task}/candidate")
+        )
+
+        def items(round_id: int, model: str) -> dict[str, bool]:
+            rows = db.execute(
+                "select item_id, correct from eval_items where round_id = ? and model = ?",
+                (round_id, model),
+            ).fetchall()
+            return {item: bool(c) for item, c in rows}
+
+        old, new = items(1, names[0]), items(final_round, names[1])
+        shared = sorted(set(old) & set(new))
+        if not shared:
+            continue
+        won = sum(new[i] and not old[i] for i in shared)
+        lost = sum(old[i] and not new[i] for i in shared)
+        out[task] = {
+            "n": len(shared),
+            "base": sum(old[i] for i in shared) / len(shared),
+            "final": sum(new[i] for i in shared) / len(shared),
+            "won": won,
+            "lost": lost,
+            "p_value": mcnemar_exact(won, lost),
+        }
+    return out
+
+
+def _plot(per_round: list[dict], tasks: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    xs = [r["round"] for r in per_round]
+    for task in tasks:
+        for side, style in (("champion", "--"), ("candidate", "-")):
+            ys = [r["pass_at_1"].get(task, {}).get(side) for r in per_round]
+            if any(y is not None for y in ys):
+                ax.plot(xs, ys, style, marker="o", label=f"{task} {side}")
+    ax.set_xlabel("round")
+    ax.set_ylabel("pass@1")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", default=str(ROOT / "policies" / "quickstart.yaml"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--guard", action="append", default=[], help="guard task (repeatable)")
+    parser.add_argument("--per-round", type=int, help="override seeds.per_round")
+    parser.add_argument("--eval-limit", type=int, help="override evaluation.limit")
+    parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(exist_ok=True)
+    ws = Path(args.workspace or tempfile.mkdtemp(prefix=f"learning-{stamp}-", dir=out_dir))
+    policy_src = Path(args.policy).resolve()
+    policy = yaml.safe_load(policy_src.read_text())
+    policy["seeds"]["pool"] = str((policy_src.parent / policy["seeds"]["pool"]).resolve())
+    if args.per_round:
+        policy["seeds"]["per_round"] = args.per_round
+    if args.eval_limit:
+        policy["evaluation"]["limit"] = args.eval_limit
+    if args.guard:
+        policy["evaluation"]["guard_tasks"] = args.guard
+    policy_path = ws / "bench-policy.yaml"
+    ws.mkdir(parents=True, exist_ok=True)
+    policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    tasks = [policy["evaluation"].get("task", "autoimprove_arith_heldout"), *args.guard]
+
+    answers = _pool_answers()
+    per_round = []
+    for _ in range(args.rounds):
+        cpu0, wall0 = _cpu_children(), time.perf_counter()
+        shown = _cli("round", "--policy", str(policy_path), "--workspace", str(ws))
+        cpu, wall = _cpu_children() - cpu0, time.perf_counter() - wall0
+        checked = _precision(ws, shown["id"], answers)
+        ev = shown["eval"]
+        pass_at_1 = {}
+        if ev.get("champion"):
+            pass_at_1[tasks[0]] = {
+                side: ev[side]["pass_at_1"] for side in ("champion", "candidate")
+            } | {f"{side}_ci95": ev[side]["ci95"] for side in ("champion", "candidate")}
+        for task, sides in (ev.get("guards") or {}).items():
+            pass_at_1[task] = {side: sides[side]["pass_at_1"] for side in sides}
+        entry = {
+            "round": shown["id"],
+            "state": shown["state"],
+            "decision": shown["decision"],
+            "p_value": ev.get("p_value"),
+            "funnel": shown["funnel"],
+            "rows": checked["rows"],
+            "rows_correct": checked["correct"],
+            "precision": round(checked["correct"] / checked["checked"], 3)
+            if checked["checked"]
+            else None,
+            "cpu_seconds": round(cpu, 1),
+            "wall_seconds": round(wall, 1),
+            "rows_per_cpu_hour": round(checked["rows"] / (cpu / 3600), 1) if cpu else None,
+            "step_wall_seconds": shown["wall_seconds"],
+            "pass_at_1": pass_at_1,
+            "version": shown["model_version"],
+        }
+        per_round.append(entry)
+        print(json.dumps(entry), flush=True)
+
+    base = {t: per_round[0]["pass_at_1"].get(t, {}).get("champion") for t in tasks}
+    status = _cli("status", "--workspace", str(ws))
+    final = status["champion"]["version"]
+    gains = _final_vs_base(
+        ws, tasks, next((r["round"] for r in per_round if r["version"] == final), None)
+    )
+    out = {
+        "bench": "learning",
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "workspace": str(ws),
+        "policy": policy,
+        "rounds": per_round,
+        "base_pass_at_1": base,
+        "final_champion": status["champion"],
+        "final_vs_base": gains,
+        "total_rows": sum(r["rows"] for r in per_round),
+        "total_cpu_hours": round(sum(r["cpu_seconds"] for r in per_round) / 3600, 3),
+    }
+    plot = out_dir / f"learning-{stamp}.png"
+    _plot(per_round, tasks, plot)
+    out["plot"] = str(plot)
+    (out_dir / f"learning-{stamp}.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k != "policy"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
