@@ -105,8 +105,9 @@ def metrics_text(store: Store) -> str:
         ev = summary.get("eval", {})
         if not seen_eval and ev.get("candidate"):
             seen_eval = True
-            for model in ("champion", "candidate"):
-                pass1.labels(model).set(ev[model]["pass_at_1"])
+            for model in ("champion", "candidate", "maj_at_k", "uq_ttc"):
+                if ev.get(model):
+                    pass1.labels(model).set(ev[model]["pass_at_1"])
         for step, seconds in (summary.get("wall_seconds") or {}).items():
             if step not in seen_steps:
                 seen_steps.add(step)
