@@ -218,8 +218,7 @@ def show(
 ) -> None:
     """One round in detail."""
     offline_env()
-    store = _store(workspace)
-    detail = show_data(store, round_id)
+    detail = show_data(_store(workspace), round_id)
     if detail is None:
         raise _fail(f"no round {round_id} in {workspace}")
     if as_json:

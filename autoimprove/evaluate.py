@@ -169,6 +169,26 @@ def _flat(resps: Any) -> list[str]:
     return [text for inner in resps for text in _flat(inner)]
 
 
+def _hf_samples(
+    ref: ModelRef,
+    loaded: tuple | None,
+    dtype: str,
+    evaluation: EvaluationSection,
+    task: str,
+    system_prompt: str | None,
+    gen: dict,
+    overrides: dict | None = None,
+) -> tuple[list[dict], Any]:
+    """lm-eval's samples for the model through its `hf` class (in memory), and the tokenizer."""
+    from lm_eval.models.huggingface import HFLM
+
+    from autoimprove.backends.hf import load_model
+
+    model, tokenizer = loaded or load_model(ref, dtype)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
+    return _samples(lm, evaluation, task, system_prompt, gen, overrides), tokenizer
+
+
 def evaluate_model(
     ref: ModelRef,
     evaluation: EvaluationSection,
@@ -178,15 +198,9 @@ def evaluate_model(
     loaded: tuple | None = None,
 ) -> EvalResult:
     """Greedy pass@1 of one model (one call per question) on a task, per item."""
-    from lm_eval.models.huggingface import HFLM
-
-    from autoimprove.backends.hf import load_model
-
     task = task or evaluation.task
-    model, tokenizer = loaded or load_model(ref, dtype)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
     gen = {"max_gen_toks": evaluation.max_new_tokens, "do_sample": False}
-    samples = _samples(lm, evaluation, task, system_prompt, gen)
+    samples, tokenizer = _hf_samples(ref, loaded, dtype, evaluation, task, system_prompt, gen)
     tokens = [len(tokenizer(str(s["resps"][0][0]))["input_ids"]) for s in samples]
     return _result(task, samples, [1] * len(samples), tokens)
 
@@ -195,16 +209,11 @@ def evaluate_maj_at_k(
     ref: ModelRef, policy: Policy, loaded: tuple | None = None, task: str | None = None
 ) -> EvalResult:
     """maj@k through lm-eval: the task repeated k times (sampled), majority final answer."""
-    from lm_eval.models.huggingface import HFLM
-
     import autoimprove.ttc  # noqa: F401 - registers the autoimprove_final_answer filter
-    from autoimprove.backends.hf import load_model
 
     evaluation, k = policy.evaluation, policy.evaluation.baselines.maj_at_k
     assert k is not None
     task = task or evaluation.task
-    model, tokenizer = loaded or load_model(ref, policy.model.dtype)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
     chain = [
         {"function": "autoimprove_final_answer"},
         {"function": "majority_vote"},
@@ -217,7 +226,16 @@ def evaluate_maj_at_k(
         "temperature": policy.generation.temperature,
         "top_p": policy.generation.top_p,
     }
-    samples = _samples(lm, evaluation, task, policy.model.system_prompt, gen, overrides)
+    samples, tokenizer = _hf_samples(
+        ref,
+        loaded,
+        policy.model.dtype,
+        evaluation,
+        task,
+        policy.model.system_prompt,
+        gen,
+        overrides,
+    )
     tokens = [sum(len(tokenizer(t)["input_ids"]) for t in _flat(s["resps"])) for s in samples]
     return _result(task, samples, [k] * len(samples), tokens)
 

@@ -5,18 +5,9 @@ import json
 import sqlite3
 
 import pytest
-from typer.testing import CliRunner
 
 from autoimprove.cli import app
-from tests.integration.test_round import write_policy
-
-runner = CliRunner()
-
-
-def invoke(*args: str) -> dict:
-    result = runner.invoke(app, [*args, "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+from tests.integration.test_round import invoke, runner, write_policy
 
 
 @pytest.fixture(scope="module")
