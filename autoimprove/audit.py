@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoimprove.answers import answers_match, extract_answer
+from autoimprove.context import Progress
 from autoimprove.policy import CascadeSection, Policy
 from autoimprove.types import Candidate, Verdict
 
@@ -122,7 +123,10 @@ def _label(cascade: CascadeSection) -> str:
 
 
 def run_audit(
-    policy: Policy, labeled: list[Labeled], variants: list[CascadeSection] | None = None
+    policy: Policy,
+    labeled: list[Labeled],
+    variants: list[CascadeSection] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Generate like a round (base model of the policy) once, judge the candidates with the
     policy's cascade and each variant, and score every cascade against the labels."""
@@ -135,7 +139,16 @@ def run_audit(
     from autoimprove.types import ModelRef, Sampling
 
     gen = policy.generation
-    backend = HFBackend(ModelRef(str(resolve_base(policy))), policy.model.dtype, gen.batch)
+    total, done = len(labeled) * gen.n, [0]
+
+    def generated_some(count: int) -> None:
+        done[0] += count
+        if progress and done[0] <= total:
+            progress("audit generate", done[0], total)
+
+    backend = HFBackend(
+        ModelRef(str(resolve_base(policy))), policy.model.dtype, gen.batch, generated_some
+    )
     started = time.perf_counter()
     sampling = Sampling(
         n=gen.n,

@@ -286,7 +286,10 @@ def audit(
         cascades = [parse_variant(v) for v in variant or []]
     except ValueError as exc:
         raise _fail(f"--variant: {exc}".replace("\n", " ")) from exc
-    out = {"labeled_file": str(labeled), "bad_rows": bad, **run_audit(loaded, rows, cascades)}
+    bars, progress = _progress_bars()
+    with bars:
+        measured = run_audit(loaded, rows, cascades, progress)
+    out = {"labeled_file": str(labeled), "bad_rows": bad, **measured}
     if as_json:
         print(json.dumps(out, indent=1))
         return
