@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from autoimprove.answers import answers_match, extract_answer
+from autoimprove.backends.base import Backend, Message
 from autoimprove.context import Progress
 from autoimprove.policy import CascadeSection, Policy
-from autoimprove.types import Candidate, Verdict
+from autoimprove.types import Candidate, Completion, Sampling, Verdict
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,30 @@ def _label(cascade: CascadeSection) -> str:
     return ",".join(f"{s.type}:{s.mode}:{s.votes}:{s.rule}" for s in cascade.stages)
 
 
+class _Replay:
+    """A backend that answers a repeated (conversation, sampling) from memory. Judge calls are
+    seeded deterministically, so every variant would draw the same text again; stages still
+    count each call they make, so the reported costs are what each cascade alone would spend."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.memory: dict[tuple[str, Sampling], list[Completion]] = {}
+
+    def chat(
+        self, conversations: Sequence[Sequence[Message]], sampling: Sampling
+    ) -> list[list[Completion]]:
+        keys = [(json.dumps(list(c)), sampling) for c in conversations]
+        missing = [i for i, k in enumerate(keys) if k not in self.memory]
+        if missing:
+            fresh = self.backend.chat([conversations[i] for i in missing], sampling)
+            for i, out in zip(missing, fresh, strict=True):
+                self.memory[keys[i]] = out
+        return [self.memory[k] for k in keys]
+
+    def close(self) -> None:
+        self.backend.close()
+
+
 def run_audit(
     policy: Policy,
     labeled: list[Labeled],
@@ -136,7 +162,7 @@ def run_audit(
     from autoimprove.cascade.stages import build_stage
     from autoimprove.cascade.stages.base import JudgeContext, peers_of
     from autoimprove.cascade.voting import StageRule, run_cascade
-    from autoimprove.types import ModelRef, Sampling
+    from autoimprove.types import ModelRef
 
     gen = policy.generation
     total, done = len(labeled) * gen.n, [0]
@@ -167,11 +193,12 @@ def run_audit(
         for j, c in enumerate(per)
     ]
     generated = time.perf_counter()
+    replay = _Replay(backend)  # variants ask the same judge questions: sample each once
     reports = []
     for cascade in [policy.cascade, *(variants or [])]:
         started_judging = time.perf_counter()
         judge = JudgeContext(
-            backend=backend,
+            backend=replay,
             temperature=policy.cascade.temperature,
             max_new_tokens=policy.cascade.max_new_tokens,
             seed=0,

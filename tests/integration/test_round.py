@@ -225,13 +225,31 @@ def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
         )
         + "\n{bad\n"
     )
-    out = invoke("audit", "--policy", str(policy), "--labeled", str(labeled))
+    out = invoke(
+        "audit",
+        "--policy",
+        str(policy),
+        "--labeled",
+        str(labeled),
+        "--variant",
+        "correctness:pool:1",
+        "--variant",
+        "correctness:agreement:1",
+    )
     assert out["problems"] == 4 and out["bad_rows"] == 1 and out["candidates"] == 8
     assert out["correct_candidates"] == 6 and out["base_precision"] == 0.75
     whole = out["cascade"]
     assert whole["accepted"] == 8 and whole["precision"] == 0.75 and whole["recall"] == 1.0
     assert whole["judge_calls"] > 0 and whole["calls_per_accepted"] == whole["judge_calls"] / 8
     assert [s["stage"] for s in out["stages"]] == ["correctness"]
+    pool, one = out["variants"]
+    assert pool["variant"] == "correctness:pool:1:unanimous" and one["variant"].startswith(
+        "correctness:agreement:1"
+    )
+    # Both judge the same candidates: same labels, same precision; pool spends no judge call.
+    assert pool["cascade"]["accepted"] == 8 and pool["cascade"]["judge_calls"] == 0
+    assert one["cascade"]["precision"] == 0.75 and 0 < one["cascade"]["judge_calls"]
+    assert one["cascade"]["judge_calls"] < whole["judge_calls"], "1 re-solve per seed, not 2"
     assert not (tmp_path / "ws").exists(), "an audit touches no workspace"
     missing = runner.invoke(app, ["audit", "--policy", str(policy), "--labeled", "nope.jsonl"])
     assert missing.exit_code == 2 and "no labeled file" in missing.output
