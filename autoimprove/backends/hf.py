@@ -17,10 +17,13 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 
 from autoimprove.backends.base import Message
@@ -30,25 +33,20 @@ from autoimprove.types import Completion, ModelRef, Sampling
 _STATED_ANSWER = re.compile(r"answer is[:\s]*\$?\s*-?\d[\d,]*(?:\.\d+)?(?:[^\d,.]|[.,]\D)", re.I)
 
 
-class AnswerStop(StoppingCriteria):
-    """Stop each sequence once it has stated "the answer is N": the rest is padding cost.
+class AnswerStop:
+    """Which rows have stated "the answer is N": the rest of such a row is wasted compute.
 
-    Decodes only the tail of each row, so the check stays cheap next to a forward pass.
+    Decodes only the last `tail` tokens of each row, so the check stays cheap next to a forward
+    pass.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_width: int, tail: int = 16):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, tail: int = 16):
         self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
         self.tail = tail
 
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: object, **kwargs: object
-    ) -> torch.BoolTensor:
-        generated = input_ids[:, self.prompt_width :]
-        start = max(0, generated.shape[1] - self.tail)
-        texts = self.tokenizer.batch_decode(generated[:, start:], skip_special_tokens=True)
-        done = [bool(_STATED_ANSWER.search(t)) for t in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+    def stated(self, tails: list[list[int]]) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        return torch.tensor([bool(_STATED_ANSWER.search(t)) for t in texts], dtype=torch.bool)
 
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -137,37 +135,100 @@ class HFBackend:
             width = max(len(x) for x in ids)
             input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids])
             attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-            kwargs: dict = {
-                "max_new_tokens": sampling.max_new_tokens,
-                "pad_token_id": pad_id,
-                "eos_token_id": self.eos_ids,
-            }
-            if sampling.stop_at_answer:
-                kwargs["stopping_criteria"] = StoppingCriteriaList(
-                    [AnswerStop(self.tokenizer, width)]
-                )
-            if sampling.temperature > 0:
-                # Distinct per batch so repeated calls (votes, waves) draw independent samples.
-                torch.manual_seed(sampling.seed * 1_000_003 + start)
-                kwargs.update(
-                    do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p
-                )
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            generated = self.model.generate(
-                input_ids=input_ids, attention_mask=attention, **kwargs
-            )[:, width:]
-            for (i, j), row in zip(batch, generated.tolist(), strict=True):
-                n_tokens = len(row)
-                for pos, tok in enumerate(row):
-                    if tok in self.eos_ids or tok == pad_id:
-                        n_tokens = pos + 1
-                        break
-                text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)
-                out[i][j] = Completion(text.strip(), len(encoded[i]), n_tokens)
+            generated = self.decode(input_ids, attention, sampling, seed=start)
+            for (i, j), row in zip(batch, generated, strict=True):
+                text = self.tokenizer.decode(row, skip_special_tokens=True)
+                out[i][j] = Completion(text.strip(), len(encoded[i]), len(row))
             if self.progress:
                 self.progress(len(batch))
         return [[c for c in per if c is not None] for per in out]
+
+    def _warpers(self, sampling: Sampling) -> LogitsProcessorList:
+        # What `generate` applied before: temperature, its default top-k of 50, then top-p.
+        warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+        warpers.append(TopKLogitsWarper(50))
+        if sampling.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(sampling.top_p))
+        return warpers
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        input_ids: torch.Tensor,
+        attention: torch.Tensor,
+        sampling: Sampling,
+        seed: int = 0,
+    ) -> list[list[int]]:
+        """Generate for a left-padded batch; each row's new tokens up to and including its stop.
+
+        A row leaves the batch the step it finishes (end of turn, or its stated answer under
+        `stop_at_answer`): its KV cache rows are dropped, so later steps compute only the rows
+        still going. `generate` kept finished rows in the batch until the longest one ended;
+        measured on the quickstart's candidates that was a quarter of the row-steps
+        (BENCHMARKS.md, "Padding waste").
+        """
+        rows, width = input_ids.shape
+        stop = AnswerStop(self.tokenizer) if sampling.stop_at_answer else None
+        sample = sampling.temperature > 0
+        warpers = self._warpers(sampling) if sample else None
+        generator = None
+        if sample:
+            # Distinct per batch so repeated calls (votes, waves) draw independent samples.
+            generator = torch.Generator().manual_seed(sampling.seed * 1_000_003 + seed)
+        eos = torch.tensor(self.eos_ids)
+        cache = DynamicCache(config=self.model.config)
+        positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(
+            input_ids=input_ids,
+            attention_mask=attention,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1, :]
+        position = positions[:, -1]
+        live = list(range(rows))  # the batch row each live row came from
+        live_index = torch.arange(rows)
+        history = input_ids  # live rows' full sequences, for the warpers
+        out: list[list[int]] = [[] for _ in range(rows)]
+        for step in range(sampling.max_new_tokens):
+            logits = logits.float()
+            if sample:
+                assert warpers is not None
+                scores = warpers(history, logits)  # type: ignore[arg-type]
+                probs = torch.softmax(scores, dim=-1)
+                # Exponential race (argmax p / E, E ~ Exp(1)) draws from probs. Noise is drawn
+                # for every batch row each step and then indexed, so what a row samples does
+                # not depend on which other rows have already finished.
+                noise = torch.empty(rows, probs.shape[-1]).exponential_(generator=generator)
+                tokens = (probs / noise[live_index]).argmax(dim=-1)
+            else:
+                tokens = logits.argmax(dim=-1)
+            for k, row in enumerate(live):
+                out[row].append(int(tokens[k]))
+            finished = torch.isin(tokens, eos)
+            if stop is not None:
+                tails = [out[row][-stop.tail :] for row in live]
+                finished |= stop.stated(tails)
+            if step == sampling.max_new_tokens - 1 or bool(finished.all()):
+                break
+            if bool(finished.any()):
+                keep = (~finished).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                attention, tokens = attention[keep], tokens[keep]
+                position, history = position[keep], history[keep]
+                live = [live[k] for k in keep.tolist()]
+                live_index = live_index[keep]
+            attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
+            history = torch.cat([history, tokens[:, None]], dim=1)
+            position = position + 1
+            logits = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=attention,
+                position_ids=position[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            ).logits[:, -1, :]
+        return out
 
     def close(self) -> None:
         del self.model

@@ -41,6 +41,48 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model_dir):
     assert batched == single, "left padding must not change what a prompt generates"
 
 
+def _batch(backend: HFBackend, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = [backend.tokenizer(backend.render(user_turn(p)))["input_ids"] for p in prompts]
+    width = max(len(x) for x in ids)
+    pad = backend.tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    return input_ids, attention
+
+
+def test_decode_matches_transformers_generate(tiny_model_dir):
+    backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32")
+    backend.eos_ids = [-1]  # nothing ends early: every row runs the full length
+    input_ids, attention = _batch(backend, PROMPTS)
+    ours = backend.decode(input_ids, attention, Sampling(temperature=0.0, max_new_tokens=12))
+    theirs = backend.model.generate(
+        input_ids=input_ids,
+        attention_mask=attention,
+        max_new_tokens=12,
+        min_new_tokens=12,
+        do_sample=False,
+        pad_token_id=backend.tokenizer.pad_token_id,
+    )[:, input_ids.shape[1] :]
+    assert ours == theirs.tolist()
+
+
+def test_finished_rows_leave_the_batch_without_disturbing_the_rest(tiny_model_dir):
+    """A row that ends drops out of the batch (and its KV cache); the rows still going must
+    sample exactly what they would have in the full batch."""
+    backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32")
+    sampled = Sampling(temperature=1.0, max_new_tokens=16)
+    backend.eos_ids = [-1]
+    input_ids, attention = _batch(backend, PROMPTS)
+    full = backend.decode(input_ids, attention, sampled)
+    # Make a token the first row emits early an end token, so rows finish at different steps.
+    end = next(t for t in full[0][2:] if any(t not in row for row in full))
+    backend.eos_ids = [end]
+    cut = backend.decode(input_ids, attention, sampled)
+    expected = [row[: row.index(end) + 1] if end in row else row for row in full]
+    assert cut == expected
+    assert len({len(row) for row in cut}) > 1, "rows must have finished at different steps"
+
+
 POLICY = """
 model: {dtype: float32}
 seeds: {pool: x.jsonl}
