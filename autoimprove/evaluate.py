@@ -19,6 +19,7 @@ evaluates only what is missing. Output: `evaluate/champion.jsonl`, `evaluate/can
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -336,7 +337,11 @@ def plan(policy: Policy) -> list[Spec]:
 
 
 def _task_hash(evaluation: EvaluationSection, task: str) -> str:
-    folder = _task_folder(evaluation.model_copy(update={"task": task}))
+    return _hash_task(_task_folder(evaluation.model_copy(update={"task": task})), task)
+
+
+@functools.cache  # once per task per process: every champion-side spec of a task needs it
+def _hash_task(folder: Path | None, task: str) -> str:
     digest = hashlib.sha256(task.encode())
     if folder is None:  # a built-in lm-eval task: its definition comes with the lm-eval version
         from importlib.metadata import version

@@ -176,3 +176,18 @@ def write_report(store: Store, round_dir: Path, round_id: int) -> Path:
         _judge_plot(history, tmp / "judge_calls.png")
         (tmp / "index.html").write_text(_page(detail), encoding="utf-8")
     return final / "index.html"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m autoimprove.report WORKSPACE ROUND`: render, print the page's path."""
+    import sys
+
+    from autoimprove.context import Workspace
+
+    root, round_id = (argv if argv is not None else sys.argv[1:])[:2]
+    ws = Workspace(Path(root))
+    print(write_report(Store(ws.state_db), ws.round_dir(int(round_id)), int(round_id)))
+
+
+if __name__ == "__main__":
+    main()

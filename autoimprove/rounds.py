@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -145,10 +147,22 @@ class Controller:
         return self._outcome(self._row(round_id), registry)
 
     def write_report(self, round_id: int, registry=None) -> Path:  # noqa: ANN001
-        """Render the round's HTML report and log it to the round's MLflow run (if any)."""
-        from autoimprove.report import write_report
+        """Render the round's HTML report and log it to the round's MLflow run (if any).
 
-        page = write_report(self.store, self.ws.round_dir(round_id), round_id)
+        Rendered in a short child process: plotting imports matplotlib (~30 MB), which the
+        long-lived controller of `autoimprove run` should not carry.
+        """
+        done = subprocess.run(
+            [sys.executable, "-m", "autoimprove.report", str(self.ws.root), str(round_id)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"round {round_id}'s report failed to render:\n{done.stderr[-3000:]}"
+            )
+        page = Path(done.stdout.strip().splitlines()[-1])
         run_id = registry.find_round_run(round_id) if registry is not None else None
         if run_id:
             registry.log_artifacts(run_id, page.parent, "report")

@@ -64,6 +64,30 @@ class Vote:
     calls: int = 1
     tokens: int = 0
 
+    @classmethod
+    def on(
+        cls,
+        candidate: Candidate,
+        stage: str,
+        wave: int,
+        accept: bool,
+        text: str,
+        reply: Completion | None = None,
+        calls: int = 1,
+    ) -> Vote:
+        """A vote on `candidate`. `reply` is the judge call it cost (`calls` calls, the reply's
+        tokens); a vote without one cost nothing (pool agreement, a shared re-solve)."""
+        return cls(
+            seed_id=candidate.seed_id,
+            candidate_index=candidate.index,
+            stage=stage,
+            wave=wave,
+            accept=accept,
+            text=text,
+            calls=calls if reply is not None else 0,
+            tokens=reply.prompt_tokens + reply.completion_tokens if reply is not None else 0,
+        )
+
 
 @dataclass(frozen=True)
 class Verdict:

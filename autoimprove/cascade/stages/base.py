@@ -81,16 +81,7 @@ def verdict_votes(
 ) -> list[Vote]:
     """Votes from verdict-style replies; an unparseable reply counts as a no."""
     return [
-        Vote(
-            seed_id=c.seed_id,
-            candidate_index=c.index,
-            stage=stage,
-            wave=wave,
-            accept=parse_verdict(r.text) is True,
-            text=r.text,
-            calls=calls,
-            tokens=r.prompt_tokens + r.completion_tokens,
-        )
+        Vote.on(c, stage, wave, parse_verdict(r.text) is True, r.text, r, calls)
         for c, r in zip(candidates, replies, strict=True)
     ]
 

@@ -47,18 +47,8 @@ class CorrectnessStage:
             mine = extract_answer(c.text, strict=True)
             peers = [p for p in self.ctx.peers.get(c.seed_id, ()) if p.index != c.index]
             agreeing = sum(answers_match(mine, extract_answer(p.text, strict=True)) for p in peers)
-            votes.append(
-                Vote(
-                    seed_id=c.seed_id,
-                    candidate_index=c.index,
-                    stage=self.name,
-                    wave=wave,
-                    accept=mine is not None and agreeing >= wave + 1,
-                    text=f"[pool: {agreeing} of {len(peers)} other candidates state {mine}]",
-                    calls=0,
-                    tokens=0,
-                )
-            )
+            text = f"[pool: {agreeing} of {len(peers)} other candidates state {mine}]"
+            votes.append(Vote.on(c, self.name, wave, mine is not None and agreeing > wave, text))
         return votes
 
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
@@ -78,16 +68,8 @@ class CorrectnessStage:
                 extract_answer(c.text, strict=True),
                 extract_answer(reply.text, strict=True),
             )
-            votes.append(
-                Vote(
-                    seed_id=c.seed_id,
-                    candidate_index=c.index,
-                    stage=self.name,
-                    wave=wave,
-                    accept=answers_match(mine, theirs),
-                    text=f"[re-solve {wave}: {theirs}; candidate: {mine}]\n{reply.text}",
-                    calls=1 if charged else 0,
-                    tokens=(reply.prompt_tokens + reply.completion_tokens) if charged else 0,
-                )
-            )
+            text = f"[re-solve {wave}: {theirs}; candidate: {mine}]\n{reply.text}"
+            # A re-solve is shared by the seed's candidates: charged to the first one only.
+            cost = reply if charged else None
+            votes.append(Vote.on(c, self.name, wave, answers_match(mine, theirs), text, cost))
         return votes

@@ -49,19 +49,10 @@ class CycleStage:
             votes = []
             for c, reply in zip(candidates, inferred, strict=True):
                 missing = numbers_in(c.prompt) - numbers_in(reply.text)
-                votes.append(
-                    Vote(
-                        seed_id=c.seed_id,
-                        candidate_index=c.index,
-                        stage=self.name,
-                        wave=wave,
-                        accept=not missing,
-                        text=reply.text
-                        + (f"\n[missing quantities: {sorted(missing)}]" if missing else ""),
-                        calls=1,
-                        tokens=reply.prompt_tokens + reply.completion_tokens,
-                    )
+                text = reply.text + (
+                    f"\n[missing quantities: {sorted(missing)}]" if missing else ""
                 )
+                votes.append(Vote.on(c, self.name, wave, not missing, text, reply))
             return votes
         compared = self.ctx.ask(
             [
