@@ -45,7 +45,8 @@ class AnswerStop:
         self.tail = tail
 
     def stated(self, tails: list[list[int]]) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        # Special tokens kept: one right after the number also completes it ("5.<|im_end|>").
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=False)
         return torch.tensor([bool(_STATED_ANSWER.search(t)) for t in texts], dtype=torch.bool)
 
 

@@ -153,3 +153,17 @@ def test_training_resumes_from_the_newest_complete_checkpoint(tiny_model_dir, tm
     a, b = _lora_b(tmp_path / "a"), _lora_b(tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_row_stops_once_it_has_stated_its_answer(answering_model_dir):
+    """With no end token to stop it, `stop_at_answer` ends each row right after "answer is 5."
+    (once the number is complete); without it the row runs to max_new_tokens."""
+    backend = HFBackend(ModelRef(str(answering_model_dir)), dtype="float32")
+    backend.eos_ids = [-1]
+    input_ids, attention = _batch(backend, PROMPTS)
+    stopped = backend.decode(input_ids, attention, Sampling(max_new_tokens=40, stop_at_answer=True))
+    running = backend.decode(input_ids, attention, Sampling(max_new_tokens=40))
+    for short, full in zip(stopped, running, strict=True):
+        text = backend.tokenizer.decode(short, skip_special_tokens=True)
+        assert text.rstrip().endswith("answer is 5.")
+        assert len(short) < len(full) == 40 and full[: len(short)] == short

@@ -1,0 +1,121 @@
+"""Benchmark: verifier levers replayed side by side on the same generated candidates.
+
+Reads the candidates a round generated (`rounds/<id>/generate/candidates.jsonl`, n per seed) and
+judges them again with pool agreement for every (candidates n' <= n, votes v < n', first-valid or
+all-valid): a candidate passes when at least v of its seed's other n'-1 candidates (the first n'
+drawn) state the same final answer, exactly as the `correctness: pool` stage decides. Pool
+agreement makes no model calls, so the replay is exact and costs nothing; only generation cost
+differs with n', and it is charged as the share of the round's generated tokens the first n'
+candidates used, times the round's generation seconds.
+
+Precision is measured against the answer `seeds/make_arith.py` recomputes for each pool seed
+(a measurement only; the service never sees labels).
+
+    python bench/levers.py WORKSPACE [--round 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pool_answers() -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("make_arith", ROOT / "seeds" / "make_arith.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pool_answers()
+
+
+def replay(candidates: list[dict], seconds: float, answers: dict[str, str]) -> list[dict]:
+    from autoimprove.answers import answers_match, extract_answer
+
+    by_seed: dict[str, list[dict]] = defaultdict(list)
+    for c in candidates:
+        by_seed[c["seed_id"]].append(c)
+    n = min(len(v) for v in by_seed.values())
+    total_tokens = sum(c["completion_tokens"] for c in candidates)
+    rows = []
+    for size in sorted({4, n} if n >= 4 else {n}):
+        drawn = {s: sorted(cs, key=lambda c: c["index"])[:size] for s, cs in by_seed.items()}
+        tokens = sum(c["completion_tokens"] for cs in drawn.values() for c in cs)
+        cost = seconds * tokens / total_tokens
+        stated = {
+            s: [extract_answer(c["text"], strict=True) for c in cs] for s, cs in drawn.items()
+        }
+        right = {
+            s: [a is not None and answers_match(a, answers[cs[0]["prompt"]]) for a in stated[s]]
+            for s, cs in drawn.items()
+        }
+        base = sum(sum(r) for r in right.values()) / sum(len(r) for r in right.values())
+        for votes in range(1, size):
+            for first_valid in (False, True):
+                kept = correct = 0
+                for s in drawn:
+                    passed = [
+                        i
+                        for i, mine in enumerate(stated[s])
+                        if mine is not None
+                        and sum(
+                            answers_match(mine, other)
+                            for j, other in enumerate(stated[s])
+                            if j != i
+                        )
+                        >= votes
+                    ]
+                    if first_valid:
+                        passed = passed[:1]
+                    kept += len(passed)
+                    correct += sum(right[s][i] for i in passed)
+                rows.append(
+                    {
+                        "n": size,
+                        "votes": votes,
+                        "first_valid": first_valid,
+                        "rows": kept,
+                        "precision": round(correct / kept, 3) if kept else None,
+                        "correct": correct,
+                        "seeds": len(drawn),
+                        "base_precision": round(base, 3),
+                        "generation_seconds": round(cost, 1),
+                        "rows_per_generation_hour": round(kept / cost * 3600, 1),
+                    }
+                )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workspace")
+    parser.add_argument("--round", type=int, default=1)
+    args = parser.parse_args()
+    gen = Path(args.workspace) / "rounds" / f"{args.round:05d}" / "generate"
+    candidates = [json.loads(x) for x in (gen / "candidates.jsonl").read_text().splitlines() if x]
+    shards = sorted((gen.parent / "work" / "generate").glob("*/stats.json"))
+    seconds = sum(json.loads(p.read_text())["seconds"] for p in shards)
+    if not seconds:
+        raise SystemExit(f"no generation timings under {gen.parent / 'work' / 'generate'}")
+    rows = replay(candidates, seconds, _pool_answers())
+    print(
+        "| n | votes | judging | rows | precision (correct/rows) "
+        "| rows per hour of generation (wall, 2 cores) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        judging = "first-valid" if r["first_valid"] else "all-valid"
+        precision = f"{r['precision']} ({r['correct']}/{r['rows']})" if r["rows"] else "-"
+        print(
+            f"| {r['n']} | {r['votes']} | {judging} | {r['rows']} | {precision} "
+            f"| {r['rows_per_generation_hour']} |"
+        )
+    print(json.dumps({"seconds": seconds, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
