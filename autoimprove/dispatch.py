@@ -52,6 +52,13 @@ class ChildResult:
             if self.exit_code < 0
             else f"exit code {self.exit_code}"
         )
+        if self.exit_code == -signal.SIGKILL:
+            # Nothing here sends SIGKILL; the kernel's OOM killer does (a training batch of 8
+            # rows x 512 tokens on the embedded model went past 20 GB).
+            how += (
+                " (often the out-of-memory killer: see `dmesg`; lower training.batch_size or "
+                "raise training.grad_accum, or lower generation.batch)"
+            )
         return f"{how}; log {self.log}" + ("\n" + "\n".join(tail) if tail else "")
 
 

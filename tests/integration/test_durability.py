@@ -158,7 +158,9 @@ def test_a_crashed_child_is_retried_and_keeps_its_finished_shards(tiny_model_dir
         log = ws / "rounds/00001/logs" / f"{step}-1.log"
         assert log.is_file()
     error = rows(ws, "select error from step_runs where outcome = 'failed'")[0][0]
-    assert "killed by signal 9" in error
+    assert "killed by signal 9" in error and "out-of-memory" in error, (
+        "SIGKILL names the likely cause"
+    )
     shown = json.loads(run("show", "1", "--workspace", str(ws), "--json").stdout)
     assert [(s["step"], s["attempt"], s["outcome"]) for s in shown["steps"]] == [
         ("generate", 1, "failed"),
