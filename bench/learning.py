@@ -36,7 +36,7 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pool_answers() -> dict[str, str]:
+def pool_answers() -> dict[str, str]:
     spec = importlib.util.spec_from_file_location("make_arith", ROOT / "seeds" / "make_arith.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -162,7 +162,7 @@ def main() -> None:
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
     tasks = [policy["evaluation"].get("task", "autoimprove_arith_heldout"), *args.guard]
 
-    answers = _pool_answers()
+    answers = pool_answers()
     per_round = []
     for _ in range(args.rounds):
         cpu0, wall0 = _cpu_children(), time.perf_counter()

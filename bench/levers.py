@@ -17,20 +17,11 @@ Precision is measured against the answer `seeds/make_arith.py` recomputes for ea
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _pool_answers() -> dict[str, str]:
-    spec = importlib.util.spec_from_file_location("make_arith", ROOT / "seeds" / "make_arith.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.pool_answers()
 
 
 def replay(candidates: list[dict], seconds: float, answers: dict[str, str]) -> list[dict]:
@@ -101,7 +92,9 @@ def main() -> None:
     seconds = sum(json.loads(p.read_text())["seconds"] for p in shards)
     if not seconds:
         raise SystemExit(f"no generation timings under {gen.parent / 'work' / 'generate'}")
-    rows = replay(candidates, seconds, _pool_answers())
+    from learning import pool_answers  # bench/ is on sys.path when run as a script
+
+    rows = replay(candidates, seconds, pool_answers())
     print(
         "| n | votes | judging | rows | precision (correct/rows) "
         "| rows per hour of generation (wall, 2 cores) |"
