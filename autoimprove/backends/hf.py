@@ -187,8 +187,7 @@ class HFBackend:
             use_cache=True,
         ).logits[:, -1, :]
         position = positions[:, -1]
-        live = list(range(rows))  # the batch row each live row came from
-        live_index = torch.arange(rows)
+        live = torch.arange(rows)  # the batch row each live row came from
         history = input_ids  # live rows' full sequences, for the warpers
         out: list[list[int]] = [[] for _ in range(rows)]
         for step in range(sampling.max_new_tokens):
@@ -201,14 +200,14 @@ class HFBackend:
                 # for every batch row each step and then indexed, so what a row samples does
                 # not depend on which other rows have already finished.
                 noise = torch.empty(rows, probs.shape[-1]).exponential_(generator=generator)
-                tokens = (probs / noise[live_index]).argmax(dim=-1)
+                tokens = (probs / noise[live]).argmax(dim=-1)
             else:
                 tokens = logits.argmax(dim=-1)
-            for k, row in enumerate(live):
-                out[row].append(int(tokens[k]))
+            for row, token in zip(live.tolist(), tokens.tolist(), strict=True):
+                out[row].append(token)
             finished = torch.isin(tokens, eos)
             if stop is not None:
-                tails = [out[row][-stop.tail :] for row in live]
+                tails = [out[row][-stop.tail :] for row in live.tolist()]
                 finished |= stop.stated(tails)
             if step == sampling.max_new_tokens - 1 or bool(finished.all()):
                 break
@@ -217,8 +216,7 @@ class HFBackend:
                 cache.batch_select_indices(keep)
                 attention, tokens = attention[keep], tokens[keep]
                 position, history = position[keep], history[keep]
-                live = [live[k] for k in keep.tolist()]
-                live_index = live_index[keep]
+                live = live[keep]
             attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
             history = torch.cat([history, tokens[:, None]], dim=1)
             position = position + 1
