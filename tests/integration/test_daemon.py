@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import time
 
 from daemon_helpers import paused_pid, release, rows, run, start, wait_for, write_policy
 
 
 def _rounds(ws):
+    # Polled while the daemon starts: the database file appears a moment before its tables.
     if not (ws / "state.db").exists():
         return []
-    return rows(ws, "select id, state, slot, started_at, finished_at, policy_hash from rounds")
+    try:
+        return rows(ws, "select id, state, slot, started_at, finished_at, policy_hash from rounds")
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []
+        raise
 
 
 def _events(ws, kind):
