@@ -180,13 +180,13 @@ def _hf_samples(
     gen: dict,
     overrides: dict | None = None,
 ) -> tuple[list[dict], Any]:
-    """lm-eval's samples for the model through its `hf` class (in memory), and the tokenizer."""
-    from lm_eval.models.huggingface import HFLM
-
+    """lm-eval's samples for the model through its `hf` class (in memory, finished rows pruned
+    from generation: `backends/lm_eval_hf.py`), and the tokenizer."""
     from autoimprove.backends.hf import load_model
+    from autoimprove.backends.lm_eval_hf import PrunedHFLM
 
     model, tokenizer = loaded or load_model(ref, dtype)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=evaluation.batch_size)
+    lm = PrunedHFLM(model, tokenizer, batch_size=evaluation.batch_size)
     return _samples(lm, evaluation, task, system_prompt, gen, overrides), tokenizer
 
 

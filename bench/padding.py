@@ -41,7 +41,7 @@ def main() -> None:
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from autoimprove.backends.base import user_turn
-    from autoimprove.backends.hf import AnswerStop, HFBackend
+    from autoimprove.backends.hf import HFBackend, RowStop
     from autoimprove.basemodel import resolve_base
     from autoimprove.policy import load_policy
     from autoimprove.types import ModelRef, Sampling
@@ -75,14 +75,14 @@ def main() -> None:
         max_new_tokens=gen.max_new_tokens,
         stop_at_answer=True,
     )
-    stop = AnswerStop(tok)
+    stop = RowStop(tok)
 
     class Stated(StoppingCriteria):
         def __init__(self, width: int):
             self.width = width
 
         def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001, ANN003, ANN204
-            return stop.stated(input_ids[:, self.width :][:, -stop.tail :].tolist())
+            return stop.done(input_ids[:, self.width :][:, -stop.tail :].tolist())
 
     def useful(row: list[int]) -> int:
         for pos, t in enumerate(row):

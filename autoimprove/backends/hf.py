@@ -33,21 +33,38 @@ from autoimprove.types import Completion, ModelRef, Sampling
 _STATED_ANSWER = re.compile(r"answer is[:\s]*\$?\s*-?\d[\d,]*(?:\.\d+)?(?:[^\d,.]|[.,]\D)", re.I)
 
 
-class AnswerStop:
-    """Which rows have stated "the answer is N": the rest of such a row is wasted compute.
+class RowStop:
+    """Which rows are done before end of turn: they stated "the answer is N" (`answer`), or
+    their text contains one of `strings` (lm-eval's `until`). The rest of such a row is wasted
+    compute.
 
     Decodes only the last `tail` tokens of each row, so the check stays cheap next to a forward
     pass.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, tail: int = 16):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        answer: bool = True,
+        strings: Sequence[str] = (),
+        tail: int = 16,
+    ):
         self.tokenizer = tokenizer
+        self.answer = answer
+        self.strings = tuple(s for s in strings if s)
         self.tail = tail
 
-    def stated(self, tails: list[list[int]]) -> torch.Tensor:
+    def done(self, tails: list[list[int]]) -> torch.Tensor:
         # Special tokens kept: one right after the number also completes it ("5.<|im_end|>").
         texts = self.tokenizer.batch_decode(tails, skip_special_tokens=False)
-        return torch.tensor([bool(_STATED_ANSWER.search(t)) for t in texts], dtype=torch.bool)
+        return torch.tensor(
+            [
+                (self.answer and bool(_STATED_ANSWER.search(t)))
+                or any(s in t for s in self.strings)
+                for t in texts
+            ],
+            dtype=torch.bool,
+        )
 
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -159,17 +176,20 @@ class HFBackend:
         attention: torch.Tensor,
         sampling: Sampling,
         seed: int = 0,
+        stop_strings: Sequence[str] = (),
     ) -> list[list[int]]:
         """Generate for a left-padded batch; each row's new tokens up to and including its stop.
 
-        A row leaves the batch the step it finishes (end of turn, or its stated answer under
-        `stop_at_answer`): its KV cache rows are dropped, so later steps compute only the rows
-        still going. `generate` kept finished rows in the batch until the longest one ended;
-        measured on the quickstart's candidates that was a quarter of the row-steps
-        (BENCHMARKS.md, "Padding waste").
+        A row leaves the batch the step it finishes (end of turn, its stated answer under
+        `stop_at_answer`, or one of `stop_strings` in its text): its KV cache rows are dropped,
+        so later steps compute only the rows still going. `generate` kept finished rows in the
+        batch until the longest one ended; measured on the quickstart's candidates that was a
+        fifth of the row-steps (BENCHMARKS.md, "Padding waste").
         """
         rows, width = input_ids.shape
-        stop = AnswerStop(self.tokenizer) if sampling.stop_at_answer else None
+        stop = None
+        if sampling.stop_at_answer or any(stop_strings):
+            stop = RowStop(self.tokenizer, sampling.stop_at_answer, stop_strings)
         sample = sampling.temperature > 0
         warpers = self._warpers(sampling) if sample else None
         generator = None
@@ -208,7 +228,7 @@ class HFBackend:
             finished = torch.isin(tokens, eos)
             if stop is not None:
                 tails = [out[row][-stop.tail :] for row in live.tolist()]
-                finished |= stop.stated(tails)
+                finished |= stop.done(tails)
             if step == sampling.max_new_tokens - 1 or bool(finished.all()):
                 break
             if bool(finished.any()):

@@ -167,3 +167,48 @@ def test_a_row_stops_once_it_has_stated_its_answer(answering_model_dir):
         text = backend.tokenizer.decode(short, skip_special_tokens=True)
         assert text.rstrip().endswith("answer is 5.")
         assert len(short) < len(full) == 40 and full[: len(short)] == short
+
+
+def _generate_until(lm, contexts: list[str], gen_kwargs: dict) -> list[str]:
+    from lm_eval.api.instance import Instance
+
+    requests = [
+        Instance("generate_until", doc={}, arguments=(c, dict(gen_kwargs)), idx=0, doc_id=i)
+        for i, c in enumerate(contexts)
+    ]
+    return lm.generate_until(requests, disable_tqdm=True)
+
+
+def test_pruned_lm_eval_model_answers_like_lm_evals_hf(answering_model_dir, tiny_model_dir):
+    """Our lm-eval model (`autoimprove-hf`: finished rows leave the batch) gives lm-eval's `hf`
+    greedy texts; a row that reaches a stop string ends there without changing the others."""
+    from lm_eval.models.huggingface import HFLM
+
+    from autoimprove.backends.hf import load_model
+    from autoimprove.backends.lm_eval_hf import PrunedHFLM
+
+    model, tokenizer = load_model(ModelRef(str(answering_model_dir)), "float32")
+    stock = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4)
+    pruned = PrunedHFLM(model, tokenizer, batch_size=4)
+    contexts = [pruned.decoder.render(user_turn(p)) for p in PROMPTS]
+    greedy = {"until": [], "max_gen_toks": 16, "do_sample": False}
+    plain = _generate_until(stock, contexts, greedy)
+    assert plain == ["The answer is 5."] * 3
+    assert _generate_until(pruned, contexts, greedy) == plain
+    assert pruned.pruned_batches == pruned.batches == 1
+
+    # Sampled (maj@k's path), the random model: rows differ. A stop string from the middle of
+    # the first text ends that row there; the same draws are replayed (batch counter reset).
+    model, tokenizer = load_model(ModelRef(str(tiny_model_dir)), "float32")
+    pruned = PrunedHFLM(model, tokenizer, batch_size=4)
+    sampled = {"until": [], "max_gen_toks": 16, "do_sample": True, "temperature": 1.0}
+    full = _generate_until(pruned, contexts, sampled)
+    stop = next(
+        piece
+        for piece in (full[0][i : i + 2] for i in range(2, len(full[0]) - 2))
+        if piece.strip() and sum(piece in text for text in full) == 1
+    )
+    pruned.batches = 0
+    cut = _generate_until(pruned, contexts, {**sampled, "until": [stop]})
+    assert cut[0] == full[0][: full[0].index(stop)] and cut[1:] == full[1:]
+    assert pruned.pruned_batches == 2, "both sampled batches went through the decode loop"
