@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+    from results import provenance, save
 
     from autoimprove.backends.hf import load_model
     from autoimprove.basemodel import resolve_base
@@ -67,8 +66,7 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     out = {
         "bench": "baselines",
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **provenance(),
         "policy": args.policy,
         "task": evaluation.task,
         "limit": args.limit,
@@ -77,11 +75,8 @@ def main() -> None:
         "cascade": [s.model_dump() for s in policy.cascade.stages],
         "results": results,
     }
-    folder = ROOT / "bench" / "out"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    (folder / f"baselines-{stamp}.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
+    print("written to", save("baselines", out))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +31,7 @@ def main() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
     from lm_eval.models.huggingface import HFLM
+    from results import provenance, save
 
     from autoimprove.backends.hf import load_model
     from autoimprove.backends.lm_eval_hf import PrunedHFLM
@@ -64,8 +62,7 @@ def main() -> None:
     tokens = [len(tokenizer(t)["input_ids"]) for t in responses["hf"]]
     out = {
         "bench": "eval_pruning",
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **provenance(),
         "task": evaluation.task,
         "limit": args.limit,
         "batch_size": evaluation.batch_size,
@@ -85,11 +82,8 @@ def main() -> None:
         ),
         "speedup": round(min(seconds["hf"]) / min(seconds["autoimprove-hf"]), 3),
     }
-    folder = ROOT / "bench" / "out"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    (folder / f"eval-pruning-{stamp}.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
+    print("written to", save("eval-pruning", out))
 
 
 if __name__ == "__main__":

@@ -17,16 +17,16 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import results
 import yaml
+from results import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,8 +144,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out_dir = ROOT / "bench" / "out"
+    stamp = results.stamp()
+    out_dir = results.OUT
     out_dir.mkdir(exist_ok=True)
     ws = Path(args.workspace or tempfile.mkdtemp(prefix=f"learning-{stamp}-", dir=out_dir))
     policy_src = Path(args.policy).resolve()
@@ -206,8 +206,7 @@ def main() -> None:
     )
     out = {
         "bench": "learning",
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **provenance(),
         "workspace": str(ws),
         "policy": policy,
         "rounds": per_round,

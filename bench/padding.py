@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
+    from results import provenance, save
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from autoimprove.backends.base import user_turn
@@ -137,16 +137,12 @@ def main() -> None:
 
     out = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-        "command": "python bench/padding.py "
-        f"--seeds {args.seeds} --n {args.n} --batch {args.batch} --repeats {args.repeats}",
+        **provenance(),
         "results": results,
         "tok_per_s_ratio_decode_over_generate": round(rate("decode") / rate("generate"), 3),
     }
-    dest = ROOT / "bench" / "out" / f"padding-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
+    print("written to", save("padding", out))
 
 
 if __name__ == "__main__":

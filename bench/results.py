@@ -1,0 +1,33 @@
+"""What every bench script records beside its figures, and where it writes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def provenance() -> dict:
+    """The machine, the date and the command line a result came from."""
+    return {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]),
+    }
+
+
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def save(name: str, result: dict) -> Path:
+    """Write `result` to bench/out/<name>-<UTC stamp>.json and return the path."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"{name}-{stamp()}.json"
+    path.write_text(json.dumps(result, indent=1))
+    return path
