@@ -199,12 +199,15 @@ class HFBackend:
         eos = torch.tensor(self.eos_ids)
         cache = DynamicCache(config=self.model.config)
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
+        # Logits of the last prompt position only: over the whole prompt they would be a
+        # (rows x prompt x 151,936-vocab) tensor, gigabytes, for nothing.
         logits = self.model(
             input_ids=input_ids,
             attention_mask=attention,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
+            logits_to_keep=1,
         ).logits[:, -1, :]
         position = positions[:, -1]
         live = torch.arange(rows)  # the batch row each live row came from
