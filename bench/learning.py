@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--guard", action="append", default=[], help="guard task (repeatable)")
     parser.add_argument("--per-round", type=int, help="override seeds.per_round")
     parser.add_argument("--eval-limit", type=int, help="override evaluation.limit")
+    parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -155,6 +156,8 @@ def main() -> None:
         policy["seeds"]["per_round"] = args.per_round
     if args.eval_limit:
         policy["evaluation"]["limit"] = args.eval_limit
+    if args.epochs:
+        policy["training"]["epochs"] = args.epochs
     if args.guard:
         policy["evaluation"]["guard_tasks"] = args.guard
     policy_path = ws / "bench-policy.yaml"

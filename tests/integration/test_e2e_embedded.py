@@ -22,8 +22,10 @@ from autoimprove.types import EvalResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The quickstart's own cascade (pool agreement: no judge calls), at a size CI can afford: 4 seeds
-# x 4 candidates in two shards of 2 seeds, so the kill lands between them.
+# The quickstart's cascade mode (pool agreement: no judge calls), at a size CI can afford: 4 seeds
+# x 4 candidates in two shards of 2 seeds, so the kill lands between them. One agreeing peer is
+# enough here (the quickstart asks 2): on these seeds that accepts a few rows, so training and
+# evaluation run on the real model too.
 POLICY = f"""
 model: {{base: embedded}}
 seeds: {{pool: {ROOT / "seeds" / "arith_pool.jsonl"}, per_round: 4}}
@@ -31,7 +33,7 @@ generation: {{n: 4, temperature: 0.8, max_new_tokens: 320, batch: 16, shard_seed
 cascade:
   first_valid: false
   stages:
-    - {{type: correctness, mode: pool, votes: 2}}
+    - {{type: correctness, mode: pool, votes: 1}}
 training: {{epochs: 1, batch_size: 4, grad_accum: 2, max_length: 384}}
 evaluation: {{limit: 8, batch_size: 8, max_new_tokens: 320}}
 registry: {{model_name: e2e}}
@@ -64,11 +66,13 @@ def test_round_on_embedded_model(tmp_path):
     assert funnel["seeds_with_accepted"] <= min(4, funnel["accepted"])
 
     db = sqlite3.connect(ws / "state.db")
-    # Pool agreement votes on every candidate once and costs no judge call.
-    votes, calls, tokens = db.execute(
-        "select count(*), sum(calls), sum(tokens) from votes where round_id = 1"
+    # Pool agreement votes on every candidate (a second wave only where the first accepted) and
+    # costs no judge call.
+    first_wave, later, calls, tokens = db.execute(
+        "select sum(wave = 0), sum(wave > 0), sum(calls), sum(tokens) from votes where round_id = 1"
     ).fetchone()
-    assert votes == 16 and shown["judge_calls"] == calls == 0 and shown["judge_tokens"] == tokens
+    assert first_wave == 16 and later <= 16
+    assert shown["judge_calls"] == calls == 0 and shown["judge_tokens"] == tokens == 0
     texts = db.execute("select text from candidates where round_id = 1").fetchall()
     assert len(texts) == 16 and sum(len(t) > 20 for (t,) in texts) >= 14, (
         "the model wrote solutions"
