@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +135,6 @@ def main() -> None:
         return sum(r["tokens"] for r in results[name]) / sum(r["seconds"] for r in results[name])
 
     out = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         **provenance(),
         "results": results,
         "tok_per_s_ratio_decode_over_generate": round(rate("decode") / rate("generate"), 3),
