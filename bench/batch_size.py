@@ -4,9 +4,9 @@ Generates the first `--seeds` pool prompts x `--n` samples with the quickstart's
 the backend a round uses (`HFBackend.chat`: length-sorted, left-padded batches, finished rows
 leave the batch, rows stop at their stated answer), once per batch size in `--batches`. The
 prompts are the same; the samples are not (each batch draws its own noise), so compare tokens
-per second and rows per hour, not texts. On a CPU a decode step costs about the same for 8 rows as for 24 (it is bound by
-reading the weights, not by arithmetic), so a batch takes about as long as its longest row:
-this measures how far that holds. Writes bench/out/batch-size-<stamp>.json.
+per second and rows per hour, not texts. On a CPU a decode step cost about the same for 8 rows
+as for 24 (reading the weights, not arithmetic, bounds it), so a batch takes about as long as
+its longest row: this measures how far that holds. Writes bench/out/batch-size-<stamp>.json.
 
     python bench/batch_size.py --seeds 16 --n 4 --batches 32,64
 """
