@@ -11,11 +11,12 @@ The held-out set is an lm-eval task (shipped ones live in `autoimprove/tasks/`, 
 from JSONL). Each model is loaded with its adapter merged into the weights (an unmerged PEFT
 adapter made evaluation 1.9x slower here) and handed to lm-eval's `hf` model class as an
 in-memory model, with the backend's decode loop under its `generate` (`autoimprove-hf`,
-`backends/lm_eval_hf.py`: a row that has ended leaves its batch; same greedy texts). Per-item correctness is kept for the gate's paired test. This module is also the
-only reader of held-out items, which it exposes to seed decontamination as n-grams only.
-Each model's results are sealed as they finish (`work/evaluate/<model>/`), so a resumed step
-evaluates only what is missing. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl`
-(per item), `evaluate/summary.json`.
+`backends/lm_eval_hf.py`: a row that has ended leaves its batch; same greedy texts). Per-item
+correctness is kept for the gate's paired test. This module is also the only reader of held-out
+items, which it exposes to seed decontamination as n-grams only. Each model's results are
+sealed as they finish (`work/evaluate/<model>/`), so a resumed step evaluates only what is
+missing. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item),
+`evaluate/summary.json`.
 """
 
 from __future__ import annotations
