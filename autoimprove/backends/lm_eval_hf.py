@@ -10,7 +10,7 @@ where a row stops at end of turn or at its first `until` string and leaves the b
 Greedy outputs are the same as `hf`'s (tested). Sampled outputs (maj@k) come from the same
 distribution (temperature, top-k 50, top-p, as `generate` applies them) with our own seeded
 draws. A model whose generation config asks for more than that (a repetition penalty, n-gram
-bans, ...) goes through lm-eval's own `generate` unchanged.
+bans, ...), or that sits on a GPU, goes through lm-eval's own `generate` unchanged.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class PrunedHFLM(HFLM):
     def _sampling(self, kwargs: dict, max_new_tokens: int) -> Sampling | None:
         """The decode loop's settings for `generate(**kwargs)`, or None where it would differ."""
         config = self.model.generation_config
-        if set(kwargs) - _HANDLED_KWARGS:
+        # The decode loop keeps its tensors on the CPU (a GPU generates through vLLM).
+        if self.model.device.type != "cpu" or set(kwargs) - _HANDLED_KWARGS:
             return None
         if any(getattr(config, name, off) not in (off, None) for name, off in _UNSUPPORTED.items()):
             return None
@@ -87,9 +88,9 @@ class PrunedHFLM(HFLM):
         if attention is None:
             attention = torch.ones_like(context)
         rows = self.decoder.decode(
-            context.cpu(), attention.cpu(), sampling, seed=self.batches, stop_strings=stop
+            context, attention, sampling, seed=self.batches, stop_strings=stop
         )
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         generated = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=context.dtype)
-        return torch.cat([context.cpu(), generated], dim=1).to(context.device)
+        return torch.cat([context, generated], dim=1)
