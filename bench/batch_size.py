@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from results import provenance, save
+    from results import pool_prompts, provenance, save
 
     from autoimprove.answers import extract_answer
     from autoimprove.backends.base import user_turn
@@ -42,8 +42,7 @@ def main() -> None:
 
     policy = load_policy(Path(args.policy))
     gen = policy.generation
-    pool = Path(args.policy).resolve().parent / policy.seeds.pool
-    prompts = [json.loads(line)["prompt"] for line in pool.read_text().splitlines()[: args.seeds]]
+    prompts = pool_prompts(args.policy, policy, args.seeds)
     conversations = [user_turn(p, policy.model.system_prompt) for p in prompts]
     sampling = Sampling(
         n=args.n,

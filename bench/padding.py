@@ -36,7 +36,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
-    from results import provenance, save
+    from results import pool_prompts, provenance, save
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from autoimprove.backends.base import user_turn
@@ -47,8 +47,7 @@ def main() -> None:
 
     policy = load_policy(Path(args.policy))
     gen = policy.generation
-    pool = Path(args.policy).resolve().parent / policy.seeds.pool
-    prompts = [json.loads(line)["prompt"] for line in pool.read_text().splitlines()[: args.seeds]]
+    prompts = pool_prompts(args.policy, policy, args.seeds)
     backend = HFBackend(ModelRef(str(resolve_base(policy))), policy.model.dtype, args.batch)
     tok = backend.tokenizer
     encoded = [

@@ -21,6 +21,12 @@ def provenance() -> dict:
     }
 
 
+def pool_prompts(policy_path: str, policy, count: int) -> list[str]:
+    """The first `count` prompts of the policy's seed pool (its path is relative to the policy)."""
+    pool = Path(policy_path).resolve().parent / policy.seeds.pool
+    return [json.loads(line)["prompt"] for line in pool.read_text().splitlines()[:count]]
+
+
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
 
