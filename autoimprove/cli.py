@@ -124,21 +124,48 @@ def _print_outcome(workspace: Path, round_id: int, champion: str | None, as_json
 
 @app.command("round")
 def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
-    """Run exactly one new round now and print its summary (no schedule)."""
+    """Run one round now and print its summary (no schedule).
+
+    A round an earlier `round` or `run` left unfinished (killed, interrupted) is resumed first, with
+    the policy it started with; otherwise a new round starts on the current champion.
+    """
     offline_env()
     logging.basicConfig(level=logging.WARNING)
     loaded = _load(policy)
     _check_tasks(loaded, policy)
-    from autoimprove.rounds import Controller
+    from autoimprove.rounds import Controller, RoundAbandoned
 
     bars, progress = _progress_bars()
+    abandoned = None
     try:
-        with WorkspaceLock(Workspace(workspace).lock_file), bars:
+        with WorkspaceLock(Workspace(workspace).lock_file):
             controller = Controller(Workspace(workspace), progress)
-            outcome = controller.drive(controller.start_round(loaded))
+            controller.store.abandon_running_step_runs()
+            unfinished = controller.store.unfinished_rounds()
+            if unfinished:
+                row = unfinished[0]
+                assert row.id is not None
+                round_id = row.id
+                err.print(
+                    f"resuming unfinished round {round_id} (left at {row.progress}); "
+                    "run `round` again for a new one",
+                    highlight=False,
+                )
+                controller.store.add_event("resume", f"round {round_id} from {row.progress}")
+            else:
+                round_id = controller.start_round(loaded)
+            with bars:
+                try:
+                    outcome = controller.drive(round_id)
+                except RoundAbandoned as exc:
+                    abandoned = str(exc).splitlines()[0] if str(exc) else "abandoned"
+                    outcome = controller.drive(round_id)  # final now: reads it back
     except WorkspaceBusy as exc:
         raise _fail(str(exc)) from None
     _print_outcome(workspace, outcome.round_id, outcome.champion_version, as_json)
+    if abandoned is not None:
+        err.print(f"[red]round {round_id} abandoned:[/red] {abandoned}", highlight=False)
+        raise typer.Exit(code=1)
 
 
 @app.command("run")

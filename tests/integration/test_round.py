@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from autoimprove.champion import Registry
 from autoimprove.cli import app
+from autoimprove.context import Workspace
+from autoimprove.policy import load_policy
+from autoimprove.rounds import Controller
 
 runner = CliRunner()
 POOL_ROWS = [
@@ -52,9 +55,20 @@ def two_rounds(answering_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("round")
     policy = write_policy(folder, answering_model_dir)
     ws = folder / "ws"
+    # A `round` killed right after creating its round: the next `round` must finish that one, not
+    # leave it pending (its drawn seeds with it) and start another.
+    Controller(Workspace(ws)).start_round(load_policy(policy))
     first = invoke("round", "--policy", str(policy), "--workspace", str(ws))
     second = invoke("round", "--policy", str(policy), "--workspace", str(ws))
     return ws, first, second
+
+
+def test_round_resumes_an_unfinished_round_before_starting_a_new_one(two_rounds):
+    ws, first, second = two_rounds
+    assert (first["id"], second["id"]) == (1, 2)
+    states = sqlite3.connect(ws / "state.db").execute("select id, state from rounds").fetchall()
+    assert [i for i, _ in states] == [1, 2]
+    assert all(state in {"PROMOTED", "REJECTED"} for _, state in states), states
 
 
 def test_round_trains_evaluates_and_registers(two_rounds):
