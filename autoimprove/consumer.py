@@ -14,6 +14,7 @@ an adapter folder holding pickle-format weights (`.bin`, `.pt`, `.pth`, `.pkl`) 
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -83,19 +84,29 @@ def save_pyfunc(
     check_safetensors_only(adapter_dir)
     # Declared params are what lets `predict(..., params={"max_new_tokens": N})` through.
     signature = infer_signature(["a prompt"], ["a completion"], params={"max_new_tokens": 256})
-    mlflow.pyfunc.save_model(
-        path=str(out),
-        python_model=str(PYFUNC_FILE),
-        signature=signature,
-        artifacts={"adapter": str(adapter_dir)},
-        model_config={
-            "base_model": base_model,
-            "dtype": dtype,
-            "system_prompt": system_prompt,
-            "max_new_tokens": 256,
-        },
-        pip_requirements=["autoimprove", "mlflow==3.17.2", "transformers==5.23.0", "peft==0.21.2"],
-    )
+    with warnings.catch_warnings():
+        # The signature is explicit. MLflow's advice to add type hints or an input example (which
+        # it would check by loading the model and predicting) is noise in a round's log.
+        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
+        mlflow.pyfunc.save_model(
+            path=str(out),
+            python_model=str(PYFUNC_FILE),
+            signature=signature,
+            artifacts={"adapter": str(adapter_dir)},
+            model_config={
+                "base_model": base_model,
+                "dtype": dtype,
+                "system_prompt": system_prompt,
+                "max_new_tokens": 256,
+            },
+            pip_requirements=[
+                "autoimprove",
+                "mlflow==3.17.2",
+                "transformers==5.23.0",
+                "peft==0.21.2",
+            ],
+        )
     return out
 
 
