@@ -158,6 +158,10 @@ class TrainingSection(_Strict):
     mode: Literal["continue"] = "continue"
     """`continue`: train the champion's adapter further (a fresh adapter when the champion is
     the base model), so every version is one adapter over one fixed base."""
+    data: Literal["round", "since_champion"] = "round"
+    """`round`: train on this round's accepted rows. `since_champion`: also on the rows of
+    earlier rounds on the same champion that the gate rejected (rows accumulate until a
+    candidate wins). A round that accepts nothing still skips training either way."""
     lora: LoraSection = LoraSection()
     """LoRA shape."""
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0)

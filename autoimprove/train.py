@@ -168,12 +168,14 @@ def train_adapter(
 
 
 def run(ctx: RoundContext) -> dict:
+    from autoimprove.trainset import training_set
     from autoimprove.verify import load_accepted
 
-    accepted = load_accepted(ctx)
+    rows, origin = training_set(ctx, load_accepted(ctx))
     checkpoints = ctx.shard_dir(STEP, "checkpoints")
     with atomic_dir(ctx.step_dir(STEP)) as out:
-        stats = train_adapter(ctx.champion, accepted, ctx.policy, out / "adapter", checkpoints)
+        stats = train_adapter(ctx.champion, rows, ctx.policy, out / "adapter", checkpoints)
+        stats |= origin
         unsafe = [
             p.name for p in (out / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")
         ]

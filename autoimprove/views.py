@@ -82,6 +82,13 @@ def summary_table(d: dict) -> Table:
             "training loss first → last",
             f"{d['train'].get('loss_first'):.3f} → {d['train'].get('loss_last'):.3f}",
         )
+        if d["train"].get("carried_rows"):
+            sources = ", ".join(str(i) for i in d["train"]["carried_from_rounds"])
+            table.add_row(
+                "training rows",
+                f"{d['train']['train_rows']} ({d['train']['carried_rows']} carried from "
+                f"rejected round(s) {sources})",
+            )
     ev = d["eval"]
     for name in EVALUATIONS:
         result = ev.get(name)

@@ -36,7 +36,7 @@ cascade:
   temperature: 0.05
   stages:
     - {{type: correctness, mode: agreement, votes: 2}}
-training: {{epochs: 1, batch_size: 2, lora: {{r: 4, alpha: 8}}}}
+training: {{epochs: 1, batch_size: 2, lora: {{r: 4, alpha: 8}}, data: since_champion}}
 evaluation: {{limit: 8, batch_size: 8, max_new_tokens: 12}}
 registry: {{model_name: tiny-test}}
 """
@@ -116,6 +116,17 @@ def test_seeds_are_not_reused_and_everything_is_stored(two_rounds):
     ).fetchall()
     assert dict(items) == {"candidate": 8, "champion": 8}
     assert second["model_version"] == "2"
+
+
+def test_a_rejected_rounds_rows_are_carried_into_the_next_round(two_rounds):
+    _, first, second = two_rounds
+    train = second["train"]
+    assert train["train_rows"] == train["round_rows"] + train["carried_rows"]
+    if first["decision"] == "rejected":  # round 2 trains on the same champion: carry round 1's
+        assert train["carried_from_rounds"] == [1]
+        assert train["carried_rows"] == first["funnel"]["accepted"]  # other seeds: no duplicate
+    else:  # a new champion starts afresh
+        assert train["carried_rows"] == 0 and train["carried_from_rounds"] == []
 
 
 def test_status_and_show_report_rounds_and_champion(two_rounds):

@@ -1,0 +1,111 @@
+"""Which rows a round trains on: its own, plus (since_champion) rejected rounds' on its champion."""
+
+from pathlib import Path
+
+import pytest
+
+from autoimprove.artifacts import atomic_dir, write_jsonl
+from autoimprove.context import RoundContext, Workspace
+from autoimprove.policy import Policy
+from autoimprove.store import RoundState, Store
+from autoimprove.trainset import training_set
+from autoimprove.types import ModelRef
+
+
+def policy(data: str) -> Policy:
+    return Policy.model_validate(
+        {
+            "seeds": {"pool": "p.jsonl"},
+            "cascade": {"stages": [{"type": "correctness", "mode": "pool", "votes": 2}]},
+            "training": {"data": data},
+            "registry": {"model_name": "m"},
+        }
+    )
+
+
+def row(prompt: str, completion: str) -> dict:
+    return {"prompt": prompt, "completion": completion, "seed_id": prompt}
+
+
+@pytest.fixture
+def history(tmp_path):
+    """Rounds 1-5 of a workspace; round 6 is the one training, on champion version '2'.
+
+    1: rejected on the base model        (other champion: not carried)
+    2: promoted, made version 2          (not rejected: not carried)
+    3: rejected on version 2             (carried)
+    4: abandoned on version 2            (not rejected: not carried)
+    5: rejected on version 2, but its verify folder is unsealed (not carried)
+    """
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir(parents=True)
+    store = Store(ws.state_db)
+    plan = [
+        (None, RoundState.REJECTED, [row("a", "1")]),
+        (None, RoundState.PROMOTED, [row("b", "2")]),
+        ("2", RoundState.REJECTED, [row("c", "3"), row("d", "4"), row("x", "same")]),
+        ("2", RoundState.ABANDONED, [row("e", "5")]),
+        ("2", RoundState.REJECTED, [row("f", "6")]),
+    ]
+    for parent, state, rows in plan:
+        rid = store.create_round("h", "{}", parent)
+        store.commit_step(rid, state)
+        if rid == 5:
+            folder = ws.step_dir(rid, "verify")
+            folder.mkdir(parents=True)
+            write_jsonl(folder / "accepted.jsonl", rows)  # no manifest: never sealed
+            continue
+        with atomic_dir(ws.step_dir(rid, "verify")) as out:
+            write_jsonl(out / "accepted.jsonl", rows)
+    current = store.create_round("h", "{}", "2")
+    return ws, store, current
+
+
+def ctx(history, data: str) -> RoundContext:
+    ws, store, current = history
+    return RoundContext(
+        round_id=current,
+        policy=policy(data),
+        workspace=ws,
+        store=store,
+        base_dir=Path("unused"),
+        champion=ModelRef("unused", "unused-adapter", "2"),
+    )
+
+
+def test_round_mode_trains_on_this_rounds_rows_only(history):
+    own = [row("g", "7"), row("x", "same")]
+    rows, origin = training_set(ctx(history, "round"), own)
+    assert rows == own
+    assert origin == {"round_rows": 2, "carried_rows": 0, "carried_from_rounds": []}
+
+
+def test_since_champion_adds_rejected_rounds_on_the_same_champion_once(history):
+    own = [row("g", "7"), row("x", "same")]
+    rows, origin = training_set(ctx(history, "since_champion"), own)
+    # Round 3's rows, minus the one this round also accepted; own rows first.
+    assert [(r["prompt"], r["completion"]) for r in rows] == [
+        ("g", "7"),
+        ("x", "same"),
+        ("c", "3"),
+        ("d", "4"),
+    ]
+    assert origin == {"round_rows": 2, "carried_rows": 2, "carried_from_rounds": [3]}
+
+
+def test_a_new_champion_starts_afresh(history):
+    ws, store, _ = history
+    later = store.create_round("h", "{}", "7")  # a champion no earlier round started from
+    context = ctx((ws, store, later), "since_champion")
+    context.champion = ModelRef("unused", "unused-adapter", "7")
+    rows, origin = training_set(context, [row("g", "7")])
+    assert len(rows) == 1 and origin["carried_from_rounds"] == []
+
+
+def test_the_base_model_as_champion_carries_rounds_on_the_base(history):
+    ws, store, _ = history
+    later = store.create_round("h", "{}", None)
+    context = ctx((ws, store, later), "since_champion")
+    context.champion = ModelRef("unused", None, None)
+    rows, origin = training_set(context, [])
+    assert [r["prompt"] for r in rows] == ["a"] and origin["carried_from_rounds"] == [1]
