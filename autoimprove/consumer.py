@@ -85,9 +85,9 @@ def save_pyfunc(
     # Declared params are what lets `predict(..., params={"max_new_tokens": N})` through.
     signature = infer_signature(["a prompt"], ["a completion"], params={"max_new_tokens": 256})
     with warnings.catch_warnings():
-        # The signature is explicit. MLflow's advice to add type hints or an input example (which
-        # it would check by loading the model and predicting) is noise in a round's log.
-        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+        # The signature is explicit; MLflow's advice to add an input example (which it would
+        # check by loading the model and predicting) is noise in a round's log. Its advice to add
+        # type hints to `predict` is raised under its own warning filter and still shows.
         warnings.filterwarnings("ignore", message=".*input example was not provided")
         mlflow.pyfunc.save_model(
             path=str(out),

@@ -34,7 +34,7 @@ from typing import Any
 
 from autoimprove import stopping
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
-from autoimprove.context import RoundContext
+from autoimprove.context import RoundContext, Workspace
 from autoimprove.decontam import word_ngrams
 from autoimprove.faults import fault_point
 from autoimprove.policy import EvaluationSection, Policy
@@ -402,6 +402,27 @@ def _copy_sealed(source: Path, dest: Path, extra: dict | None = None) -> None:
         shutil.copy2(source / "items.jsonl", out / "items.jsonl")
         stats = json.loads((source / "stats.json").read_text())
         (out / "stats.json").write_text(json.dumps({**stats, **(extra or {})}))
+
+
+def seed_cache_from_candidate(
+    workspace: Workspace, round_id: int, policy: Policy, version: str
+) -> int:
+    """A promoted candidate is the next round's champion, and its greedy results (held-out task
+    and guards) are that champion's: same weights, items and settings. File them in the eval
+    cache under its new version so the next round does not evaluate it again. Idempotent;
+    returns how many results were filed."""
+    champion = ModelRef("", None, version)
+    filed = 0
+    for spec in plan(policy):
+        if spec.side != "candidate":
+            continue
+        source = workspace.work_dir(round_id, STEP) / spec.folder
+        as_champion = Spec(spec.name, spec.task, spec.kind, "champion")
+        cache = workspace.eval_cache / cache_key(policy, champion, as_champion)
+        if is_complete(source) and not is_complete(cache):
+            _copy_sealed(source, cache, {"from_round": round_id})
+            filed += 1
+    return filed
 
 
 def run(ctx: RoundContext) -> dict:

@@ -29,7 +29,7 @@ from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
-from autoimprove.evaluate import load_results
+from autoimprove.evaluate import load_results, seed_cache_from_candidate
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store
@@ -367,6 +367,8 @@ class Controller:
             return
         if registry.promote(version, expected=row.parent_version):
             fault_point("promote", "after_effect")
+            policy = Policy.model_validate_json(row.policy_json)
+            seed_cache_from_candidate(self.ws, round_id, policy, version)
             self.store.commit_step(round_id, RoundState.PROMOTED, decision="promoted")
         else:
             reason = (

@@ -129,6 +129,15 @@ def test_a_rejected_rounds_rows_are_carried_into_the_next_round(two_rounds):
         assert train["carried_rows"] == 0 and train["carried_from_rounds"] == []
 
 
+def test_a_champion_is_evaluated_once(two_rounds):
+    _, first, second = two_rounds
+    assert first["eval"]["champion"]["cached"] is False
+    assert second["eval"]["champion"]["cached"] is True
+    # Promoted: round 2's champion is round 1's candidate, whose results were filed at promotion.
+    source = "candidate" if first["decision"] == "promoted" else "champion"
+    assert second["eval"]["champion"]["pass_at_1"] == first["eval"][source]["pass_at_1"]
+
+
 def test_status_and_show_report_rounds_and_champion(two_rounds):
     ws, first, second = two_rounds
     status = invoke("status", "--workspace", str(ws))
