@@ -1,0 +1,97 @@
+"""Benchmark: does a round's gain carry over to problems phrased differently?
+
+Scores the base model and the candidate adapter of each given round of a finished workspace
+greedily (one call per question) on a task the seeds were not written like (by default
+`autoimprove_arith_transfer`: other phrasings, other problem structures, another answer format),
+paired on the same items, each candidate against the base with the exact McNemar test.
+Writes bench/out/transfer-<stamp>.json.
+
+    python bench/transfer.py /tmp/issue6/ws --rounds 2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workspace")
+    parser.add_argument("--rounds", required=True, help="comma-separated round ids")
+    parser.add_argument("--task", default="autoimprove_arith_transfer")
+    parser.add_argument("--limit", type=int, help="first N items (default: all)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+    from results import provenance, save
+
+    from autoimprove.basemodel import resolve_base
+    from autoimprove.context import Workspace
+    from autoimprove.evaluate import evaluate_model
+    from autoimprove.gate import mcnemar_exact, wilson_interval
+    from autoimprove.policy import Policy
+    from autoimprove.store import Store
+    from autoimprove.types import ModelRef
+
+    ws = Workspace(Path(args.workspace))
+    store = Store(ws.state_db)
+    rounds = [int(r) for r in args.rounds.split(",")]
+    first = store.get_round(rounds[0])
+    assert first is not None, f"no round {rounds[0]}"
+    policy = Policy.model_validate_json(first.policy_json)
+    evaluation = policy.evaluation.model_copy(update={"task": args.task, "limit": args.limit})
+    base = resolve_base(policy)
+
+    def score(ref: ModelRef) -> tuple[dict[str, bool], float]:
+        started = time.perf_counter()
+        result = evaluate_model(ref, evaluation, policy.model.dtype, policy.model.system_prompt)
+        seconds = time.perf_counter() - started
+        return dict(zip(result.item_ids, result.correct, strict=True)), seconds
+
+    def summary(items: dict[str, bool], seconds: float) -> dict:
+        right, n = sum(items.values()), len(items)
+        return {
+            "correct": right,
+            "n": n,
+            "pass_at_1": round(right / n, 4),
+            "ci95": [round(x, 4) for x in wilson_interval(right, n)],
+            "seconds": round(seconds, 1),
+        }
+
+    base_items, base_seconds = score(ModelRef(str(base), None, None))
+    print("base", summary(base_items, base_seconds), flush=True)
+    out: dict = {
+        "bench": "transfer",
+        **provenance(),
+        "workspace": str(ws.root),
+        "task": args.task,
+        "base": summary(base_items, base_seconds),
+        "candidates": {},
+    }
+    for round_id in rounds:
+        row = store.get_round(round_id)
+        assert row is not None, f"no round {round_id}"
+        adapter = ws.step_dir(round_id, "train") / "adapter"
+        items, seconds = score(ModelRef(str(base), str(adapter), None))
+        won = sum(items[i] and not base_items[i] for i in base_items)
+        lost = sum(base_items[i] and not items[i] for i in base_items)
+        entry = summary(items, seconds) | {
+            "state": row.state,
+            "version": row.model_version,
+            "won": won,
+            "lost": lost,
+            "p_value": mcnemar_exact(won, lost),
+        }
+        out["candidates"][str(round_id)] = entry
+        print("round", round_id, entry, flush=True)
+    print(json.dumps(out, indent=1))
+    print("written to", save("transfer", out))
+
+
+if __name__ == "__main__":
+    main()
