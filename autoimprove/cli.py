@@ -133,10 +133,9 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
     logging.basicConfig(level=logging.WARNING)
     loaded = _load(policy)
     _check_tasks(loaded, policy)
-    from autoimprove.rounds import Controller, RoundAbandoned
+    from autoimprove.rounds import Controller
 
     bars, progress = _progress_bars()
-    abandoned = None
     try:
         with WorkspaceLock(Workspace(workspace).lock_file):
             controller = Controller(Workspace(workspace), progress)
@@ -155,16 +154,13 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
             else:
                 round_id = controller.start_round(loaded)
             with bars:
-                try:
-                    outcome = controller.drive(round_id)
-                except RoundAbandoned as exc:
-                    abandoned = str(exc).splitlines()[0] if str(exc) else "abandoned"
-                    outcome = controller.drive(round_id)  # final now: reads it back
+                outcome, abandoned = controller.finish(round_id)
     except WorkspaceBusy as exc:
         raise _fail(str(exc)) from None
     _print_outcome(workspace, outcome.round_id, outcome.champion_version, as_json)
     if abandoned is not None:
-        err.print(f"[red]round {round_id} abandoned:[/red] {abandoned}", highlight=False)
+        first_line = abandoned.splitlines()[0]
+        err.print(f"[red]round {round_id} abandoned:[/red] {first_line}", highlight=False)
         raise typer.Exit(code=1)
 
 

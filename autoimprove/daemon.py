@@ -37,7 +37,7 @@ from autoimprove import dispatch, stopping
 from autoimprove.context import Progress, Workspace
 from autoimprove.lock import WorkspaceLock
 from autoimprove.policy import PolicyError, load_policy
-from autoimprove.rounds import Controller, RoundAbandoned, RoundOutcome
+from autoimprove.rounds import Controller, RoundOutcome
 from autoimprove.schedule import catch_up_slot, latest_slot, make_trigger, slot_key
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,7 @@ class Daemon:
 
     def _drive(self, round_id: int) -> None:
         with self._busy:
-            try:
-                outcome = self.controller.drive(round_id)
-            except RoundAbandoned as exc:
-                self.store.add_event("abandoned", f"round {round_id}: {str(exc)[:2000]}")
-                outcome = self.controller.drive(round_id)  # final: just reads it back
+            outcome, _ = self.controller.finish(round_id)
         self.completed += 1
         self.on_outcome(outcome)
 

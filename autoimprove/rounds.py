@@ -115,6 +115,16 @@ class Controller:
         )
 
     # driving --------------------------------------------------------------------------------
+    def finish(self, round_id: int) -> tuple[RoundOutcome, str | None]:
+        """`drive`, and when the retries abandon the round, record that and read it back.
+
+        Returns the outcome and, for an abandoned round, the error that abandoned it."""
+        try:
+            return self.drive(round_id), None
+        except RoundAbandoned as exc:
+            self.store.add_event("abandoned", f"round {round_id}: {str(exc)[:2000]}")
+            return self.drive(round_id), str(exc) or "abandoned"  # final now: reads it back
+
     def drive(self, round_id: int) -> RoundOutcome:
         """Run the round from wherever it stands to a final state (or until a stop request)."""
         row = self._row(round_id)

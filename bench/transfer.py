@@ -4,7 +4,8 @@ Scores the base model and the candidate adapter of each given round of a finishe
 greedily (one call per question) on a task the seeds were not written like (by default
 `autoimprove_arith_transfer`: other phrasings, other problem structures, another answer format),
 paired on the same items, each candidate against the base with the exact McNemar test.
-Writes bench/out/transfer-<stamp>.json.
+Writes bench/out/transfer-<stamp>.json, and every model's per-item answers (correct, extracted
+answer, response) to bench/out/transfer-<stamp>-items.jsonl so the discordant items can be read.
 
     python bench/transfer.py /tmp/issue6/ws --rounds 2,3
 """
@@ -30,6 +31,7 @@ def main() -> None:
 
     from results import provenance, save
 
+    from autoimprove.answers import extract_answer
     from autoimprove.basemodel import resolve_base
     from autoimprove.context import Workspace
     from autoimprove.evaluate import evaluate_model
@@ -47,10 +49,24 @@ def main() -> None:
     evaluation = policy.evaluation.model_copy(update={"task": args.task, "limit": args.limit})
     base = resolve_base(policy)
 
-    def score(ref: ModelRef) -> tuple[dict[str, bool], float]:
+    per_item: list[dict] = []
+
+    def score(ref: ModelRef, model: str) -> tuple[dict[str, bool], float]:
         started = time.perf_counter()
         result = evaluate_model(ref, evaluation, policy.model.dtype, policy.model.system_prompt)
         seconds = time.perf_counter() - started
+        for item, right, text in zip(
+            result.item_ids, result.correct, result.responses, strict=True
+        ):
+            per_item.append(
+                {
+                    "model": model,
+                    "item_id": item,
+                    "correct": right,
+                    "answer": extract_answer(text),
+                    "response": text,
+                }
+            )
         return dict(zip(result.item_ids, result.correct, strict=True)), seconds
 
     def summary(items: dict[str, bool], seconds: float) -> dict:
@@ -63,7 +79,7 @@ def main() -> None:
             "seconds": round(seconds, 1),
         }
 
-    base_items, base_seconds = score(ModelRef(str(base), None, None))
+    base_items, base_seconds = score(ModelRef(str(base), None, None), "base")
     print("base", summary(base_items, base_seconds), flush=True)
     out: dict = {
         "bench": "transfer",
@@ -77,7 +93,7 @@ def main() -> None:
         row = store.get_round(round_id)
         assert row is not None, f"no round {round_id}"
         adapter = ws.step_dir(round_id, "train") / "adapter"
-        items, seconds = score(ModelRef(str(base), str(adapter), None))
+        items, seconds = score(ModelRef(str(base), str(adapter), None), f"round {round_id}")
         won = sum(items[i] and not base_items[i] for i in base_items)
         lost = sum(base_items[i] and not items[i] for i in base_items)
         entry = summary(items, seconds) | {
@@ -90,7 +106,10 @@ def main() -> None:
         out["candidates"][str(round_id)] = entry
         print("round", round_id, entry, flush=True)
     print(json.dumps(out, indent=1))
-    print("written to", save("transfer", out))
+    path = save("transfer", out)
+    items_path = path.with_name(path.stem + "-items.jsonl")
+    items_path.write_text("".join(json.dumps(r) + "\n" for r in per_item))
+    print("written to", path, "and", items_path)
 
 
 if __name__ == "__main__":

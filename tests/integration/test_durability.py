@@ -171,24 +171,34 @@ def test_a_crashed_child_is_retried_and_keeps_its_finished_shards(tiny_model_dir
     assert shown["attempts"] == 2 and shown["error"] is None
 
 
-def test_a_step_failing_every_attempt_abandons_the_round(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "exit_code"),
+    [(("run", "--rounds", "1"), 0), (("round",), 1)],
+    ids=["daemon", "round"],
+)
+def test_a_step_failing_every_attempt_abandons_the_round(
+    tiny_model_dir, tmp_path, command, exit_code
+):
+    """The daemon logs it and goes on (exit 0); a one-off `round` reports it and exits 1."""
     policy = write_policy(tmp_path, tiny_model_dir, schedule="{retry_backoff: 0, max_attempts: 2}")
     ws = tmp_path / "ws"
     result = run(
-        "run",
+        *command,
         "--policy",
         str(policy),
         "--workspace",
         str(ws),
-        "--rounds",
-        "1",
         fault="generate:after_shard",  # no ONCE file: every attempt dies
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
     state, attempts, error = rows(ws, "select state, attempts, error from rounds")[0]
     assert (state, attempts) == ("ABANDONED", 2)
     assert "generate attempt 2 failed" in error and "killed by signal 9" in error
     assert step_outcomes(ws) == {"generate": ["failed", "failed"]}
+    [(event,)] = rows(ws, "select message from events where kind = 'abandoned'")
+    assert event.startswith("round 1: generate attempt 2 failed")
+    if command[0] == "round":
+        assert "round 1 abandoned: generate attempt 2 failed" in result.stderr
 
 
 def test_sigkill_from_outside_during_training_resumes_from_the_checkpoint(
