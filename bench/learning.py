@@ -179,7 +179,9 @@ def main() -> None:
                 side: ev[side]["pass_at_1"] for side in ("champion", "candidate")
             } | {f"{side}_ci95": ev[side]["ci95"] for side in ("champion", "candidate")}
         for task, sides in (ev.get("guards") or {}).items():
-            pass_at_1[task] = {side: sides[side]["pass_at_1"] for side in sides}
+            pass_at_1[task] = {side: sides[side]["pass_at_1"] for side in sides} | {
+                f"{side}_ci95": sides[side].get("ci95") for side in sides
+            }
         entry = {
             "round": shown["id"],
             "state": shown["state"],
