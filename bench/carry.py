@@ -27,13 +27,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import provenance, save
+    from results import paired, provenance, save
 
     from autoimprove.artifacts import read_jsonl
     from autoimprove.basemodel import resolve_base
     from autoimprove.context import RoundContext, Workspace
     from autoimprove.evaluate import evaluate_model
-    from autoimprove.gate import mcnemar_exact
     from autoimprove.policy import Policy
     from autoimprove.store import Store
     from autoimprove.train import train_adapter
@@ -75,11 +74,6 @@ def main() -> None:
     own, champ = items("candidate"), items("champion")
     new = dict(zip(carried.item_ids, carried.correct, strict=True))
     shared = sorted(set(new) & set(own))
-
-    def paired(a: dict[str, bool], b: dict[str, bool]) -> dict:
-        won = sum(b[i] and not a[i] for i in shared)
-        lost = sum(a[i] and not b[i] for i in shared)
-        return {"won": won, "lost": lost, "p_value": mcnemar_exact(won, lost)}
 
     out = {
         "bench": "carry",

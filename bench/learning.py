@@ -73,8 +73,6 @@ def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
     (round 1's champion), paired on the same items, exact McNemar."""
     import sqlite3
 
-    from autoimprove.gate import mcnemar_exact
-
     if final_round is None:
         return {}
     db = sqlite3.connect(ws / "state.db")
@@ -97,15 +95,10 @@ def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
         shared = sorted(set(old) & set(new))
         if not shared:
             continue
-        won = sum(new[i] and not old[i] for i in shared)
-        lost = sum(old[i] and not new[i] for i in shared)
         out[task] = {
-            "n": len(shared),
             "base": sum(old[i] for i in shared) / len(shared),
             "final": sum(new[i] for i in shared) / len(shared),
-            "won": won,
-            "lost": lost,
-            "p_value": mcnemar_exact(won, lost),
+            **results.paired(old, new),
         }
     return out
 

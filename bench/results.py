@@ -21,6 +21,17 @@ def provenance() -> dict:
     }
 
 
+def paired(old: dict[str, bool], new: dict[str, bool]) -> dict:
+    """`new` against `old` on the items both were scored on (item id -> correct): items only
+    `new` got right (won), only `old` got right (lost), and the exact McNemar p-value."""
+    from autoimprove.gate import mcnemar_exact
+
+    shared = set(old) & set(new)
+    won = sum(new[i] and not old[i] for i in shared)
+    lost = sum(old[i] and not new[i] for i in shared)
+    return {"n": len(shared), "won": won, "lost": lost, "p_value": mcnemar_exact(won, lost)}
+
+
 def pool_prompts(policy_path: str, policy, count: int) -> list[str]:
     """The first `count` prompts of the policy's seed pool (its path is relative to the policy)."""
     pool = Path(policy_path).resolve().parent / policy.seeds.pool

@@ -29,13 +29,13 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import provenance, save
+    from results import paired, provenance, save
 
     from autoimprove.answers import extract_answer
     from autoimprove.basemodel import resolve_base
     from autoimprove.context import Workspace
     from autoimprove.evaluate import evaluate_model
-    from autoimprove.gate import mcnemar_exact, wilson_interval
+    from autoimprove.gate import wilson_interval
     from autoimprove.policy import Policy
     from autoimprove.store import Store
     from autoimprove.types import ModelRef
@@ -94,14 +94,13 @@ def main() -> None:
         assert row is not None, f"no round {round_id}"
         adapter = ws.step_dir(round_id, "train") / "adapter"
         items, seconds = score(ModelRef(str(base), str(adapter), None), f"round {round_id}")
-        won = sum(items[i] and not base_items[i] for i in base_items)
-        lost = sum(base_items[i] and not items[i] for i in base_items)
+        against_base = paired(base_items, items)
         entry = summary(items, seconds) | {
             "state": row.state,
             "version": row.model_version,
-            "won": won,
-            "lost": lost,
-            "p_value": mcnemar_exact(won, lost),
+            "won": against_base["won"],
+            "lost": against_base["lost"],
+            "p_value": against_base["p_value"],
         }
         out["candidates"][str(round_id)] = entry
         print("round", round_id, entry, flush=True)
