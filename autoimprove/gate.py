@@ -58,6 +58,28 @@ def paired_bootstrap(
     return (extreme + 1) / (samples + 1)
 
 
+def _guard_numbers(old: EvalResult, new: EvalResult) -> dict[str, float]:
+    if old.item_ids != new.item_ids:
+        raise ValueError("a guard task's champion and candidate were evaluated on different items")
+    won = sum(c and not h for c, h in zip(new.correct, old.correct, strict=True))
+    lost = sum(h and not c for c, h in zip(new.correct, old.correct, strict=True))
+    return {
+        "champion": old.pass_at_1,
+        "candidate": new.pass_at_1,
+        "change": new.pass_at_1 - old.pass_at_1,
+        "won": float(won),
+        "lost": float(lost),
+        "p": mcnemar_exact(won, lost),
+    }
+
+
+def _regressed(g: dict[str, float], policy: PromotionSection) -> bool:
+    """A drop beyond the tolerance; with `guard_alpha`, only one the paired test calls real."""
+    if g["change"] >= -policy.guard_tolerance - 1e-12:
+        return False
+    return policy.guard_alpha is None or g["p"] <= policy.guard_alpha
+
+
 def decide(
     champion: EvalResult,
     candidate: EvalResult,
@@ -68,7 +90,9 @@ def decide(
     """Compare candidate to champion on the same items and decide promotion.
 
     Then, when the policy asks, the candidate must also reach the `require_beat` baseline's
-    pass@1, and lose no more than `guard_tolerance` on any guard task (champion, candidate).
+    pass@1, and lose no more than `guard_tolerance` on any guard task (champion, candidate);
+    with `guard_alpha` set, a bigger drop blocks only when exact McNemar on that task's items
+    gives p <= guard_alpha (on 48 items one item is 2 points: a raw tolerance is noise there).
     """
     if champion.item_ids != candidate.item_ids:
         raise ValueError(
@@ -101,17 +125,8 @@ def decide(
     if policy.require_beat != "none" and beat is None:
         raise ValueError(f"require_beat {policy.require_beat} but that baseline was not measured")
     beat_ok = beat is None or candidate.pass_at_1 >= beat.pass_at_1
-    guard_numbers = {
-        task: {
-            "champion": old.pass_at_1,
-            "candidate": new.pass_at_1,
-            "change": new.pass_at_1 - old.pass_at_1,
-        }
-        for task, (old, new) in guards.items()
-    }
-    regressed = sorted(
-        task for task, g in guard_numbers.items() if g["change"] < -policy.guard_tolerance - 1e-12
-    )
+    guard_numbers = {task: _guard_numbers(old, new) for task, (old, new) in guards.items()}
+    regressed = sorted(task for task, g in guard_numbers.items() if _regressed(g, policy))
     promote = gain_ok and significant and beat_ok and not regressed
     if not gain_ok:
         reason = f"Rejected: {numbers} is below min_gain {policy.min_gain:+.3f}."
@@ -126,10 +141,17 @@ def decide(
             f"{policy.require_beat} {beat.pass_at_1:.3f} (require_beat)."
         )
     elif regressed:
-        worst = ", ".join(f"{t} {guard_numbers[t]['change']:+.3f}" for t in regressed)
+        worst = ", ".join(
+            f"{t} {guard_numbers[t]['change']:+.3f}, {guard_numbers[t]['won']:.0f} won / "
+            f"{guard_numbers[t]['lost']:.0f} lost, p={guard_numbers[t]['p']:.3g}"
+            for t in regressed
+        )
+        rule = f"tolerance {policy.guard_tolerance}"
+        if policy.guard_alpha is not None:
+            rule += f", guard_alpha {policy.guard_alpha}"
         reason = (
             f"Rejected: {numbers} passes the paired test but regresses on guard tasks "
-            f"({worst}; tolerance {policy.guard_tolerance})."
+            f"({worst}; {rule})."
         )
     else:
         extra = f", reaches {policy.require_beat} {beat.pass_at_1:.3f}" if beat else ""

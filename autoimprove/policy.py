@@ -232,6 +232,9 @@ class PromotionSection(_Strict):
     then be enabled in `evaluation.baselines`)."""
     guard_tolerance: float = Field(0.02, ge=0.0, le=1.0)
     """Largest pass@1 drop allowed on any `evaluation.guard_tasks` task."""
+    guard_alpha: float | None = Field(None, gt=0.0, le=1.0)
+    """When set, a guard drop beyond `guard_tolerance` blocks promotion only if exact McNemar on
+    that task's items says it is real (p <= guard_alpha). Unset: any such drop blocks."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")

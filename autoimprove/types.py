@@ -150,4 +150,4 @@ class GateDecision:
     """pass@1 of each test-time-compute baseline measured (maj_at_k, uq_ttc)."""
     required_beat: str = "none"
     guards: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per guard task: champion and candidate pass@1 and the change."""
+    """Per guard task: champion and candidate pass@1, the change, items won and lost, McNemar p."""

@@ -134,3 +134,37 @@ def test_wilson_interval_edges():
     assert high == 1.0 and 0.8 < low < 0.9
     low, high = wilson_interval(39, 100)
     assert low < 0.39 < high and high - low == pytest.approx(0.19, abs=0.01)
+
+
+def test_guard_alpha_blocks_only_a_significant_guard_drop():
+    champion = result([False] * 40 + [True] * 60)
+    candidate = result([True] * 20 + [False] * 20 + [True] * 60)
+    guard_old = result([True] * 24 + [False] * 24)
+    noisy = result([True] * 21 + [False] * 27)  # -3 items of 48: -0.0625, p = 0.25
+    real = result([False] * 12 + [True] * 12 + [False] * 24)  # -12 items of 48, p = 0.0005
+    policy = PromotionSection(guard_alpha=0.05)
+    d = decide(champion, candidate, policy, guards={"transfer": (guard_old, noisy)})
+    assert d.promote and "holds every guard task" in d.reason
+    assert (d.guards["transfer"]["won"], d.guards["transfer"]["lost"]) == (0, 3)
+    assert d.guards["transfer"]["p"] == pytest.approx(0.25)
+    # The same noisy drop blocks under the raw tolerance alone.
+    assert not decide(
+        champion, candidate, PromotionSection(), {}, {"t": (guard_old, noisy)}
+    ).promote
+    d = decide(champion, candidate, policy, guards={"transfer": (guard_old, real)})
+    assert not d.promote
+    assert (
+        "transfer -0.250, 0 won / 12 lost, p=0.000488; tolerance 0.02, guard_alpha 0.05" in d.reason
+    )
+
+
+def test_guard_items_must_match():
+    champion = result([True, False])
+    with pytest.raises(ValueError, match="guard task"):
+        decide(
+            champion,
+            champion,
+            PromotionSection(),
+            {},
+            {"t": (result([True]), result([True, True]))},
+        )
