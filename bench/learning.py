@@ -8,7 +8,7 @@ pass@1 of champion and candidate on the held-out task and on each guard task wit
 intervals, the gate's p-value and decision. Also the gain of the final champion over the base
 on every task. Writes bench/out/learning-<stamp>.json and a PNG of pass@1 over rounds.
 
-    python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer
+    python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer --guard-alpha 0.05
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, help="override seeds.per_round")
     parser.add_argument("--eval-limit", type=int, help="override evaluation.limit")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
+    parser.add_argument("--guard-alpha", type=float, help="set promotion.guard_alpha")
     parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,6 +154,8 @@ def main() -> None:
         policy["training"]["epochs"] = args.epochs
     if args.guard:
         policy["evaluation"]["guard_tasks"] = args.guard
+    if args.guard_alpha:
+        policy["promotion"]["guard_alpha"] = args.guard_alpha
     policy_path = ws / "bench-policy.yaml"
     ws.mkdir(parents=True, exist_ok=True)
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
