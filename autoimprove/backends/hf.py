@@ -90,7 +90,9 @@ def resolve_dtype(name: str) -> torch.dtype:
 def load_model(
     ref: ModelRef, dtype: str = "auto"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Base model (+ adapter merged in) and its tokenizer, in eval mode, left padding."""
+    """Base model (+ adapter merged in) and its tokenizer, in eval mode, left padding.
+
+    On the first CUDA GPU when there is one (hide it with CUDA_VISIBLE_DEVICES=""), else CPU."""
     tokenizer = AutoTokenizer.from_pretrained(ref.base_dir)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -100,6 +102,8 @@ def load_model(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, ref.adapter_dir).merge_and_unload()
+    if torch.cuda.is_available():
+        model = model.to("cuda")  # type: ignore[arg-type]  # nn.Module.to(device)
     model.eval()
     return model, tokenizer
 
@@ -187,6 +191,8 @@ class HFBackend:
         fifth of the row-steps (BENCHMARKS.md, "Padding waste").
         """
         rows, width = input_ids.shape
+        device = self.model.device
+        input_ids, attention = input_ids.to(device), attention.to(device)
         stop = None
         if sampling.stop_at_answer or any(stop_strings):
             stop = RowStop(self.tokenizer, sampling.stop_at_answer, stop_strings)
@@ -195,8 +201,8 @@ class HFBackend:
         generator = None
         if sample:
             # Distinct per batch so repeated calls (votes, waves) draw independent samples.
-            generator = torch.Generator().manual_seed(sampling.seed * 1_000_003 + seed)
-        eos = torch.tensor(self.eos_ids)
+            generator = torch.Generator(device).manual_seed(sampling.seed * 1_000_003 + seed)
+        eos = torch.tensor(self.eos_ids, device=device)
         cache = DynamicCache(config=self.model.config)
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
         # Logits of the last prompt position only: over the whole prompt they would be a
@@ -210,7 +216,7 @@ class HFBackend:
             logits_to_keep=1,
         ).logits[:, -1, :]
         position = positions[:, -1]
-        live = torch.arange(rows)  # the batch row each live row came from
+        live = torch.arange(rows, device=device)  # the batch row each live row came from
         history = input_ids  # live rows' full sequences, for the warpers
         out: list[list[int]] = [[] for _ in range(rows)]
         for step in range(sampling.max_new_tokens):
@@ -222,7 +228,9 @@ class HFBackend:
                 # Exponential race (argmax p / E, E ~ Exp(1)) draws from probs. Noise is drawn
                 # for every batch row each step and then indexed, so what a row samples does
                 # not depend on which other rows have already finished.
-                noise = torch.empty(rows, probs.shape[-1]).exponential_(generator=generator)
+                noise = torch.empty(rows, probs.shape[-1], device=device).exponential_(
+                    generator=generator
+                )
                 tokens = (probs / noise[live]).argmax(dim=-1)
             else:
                 tokens = logits.argmax(dim=-1)
@@ -231,7 +239,7 @@ class HFBackend:
             finished = torch.isin(tokens, eos)
             if stop is not None:
                 tails = [out[row][-stop.tail :] for row in live.tolist()]
-                finished |= stop.done(tails)
+                finished |= stop.done(tails).to(device)
             if step == sampling.max_new_tokens - 1 or bool(finished.all()):
                 break
             if bool(finished.any()):

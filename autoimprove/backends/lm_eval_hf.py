@@ -59,8 +59,7 @@ class PrunedHFLM(HFLM):
     def _sampling(self, kwargs: dict, max_new_tokens: int) -> Sampling | None:
         """The decode loop's settings for `generate(**kwargs)`, or None where it would differ."""
         config = self.model.generation_config
-        # The decode loop keeps its tensors on the CPU (a GPU generates through vLLM).
-        if self.model.device.type != "cpu" or set(kwargs) - _HANDLED_KWARGS:
+        if set(kwargs) - _HANDLED_KWARGS:
             return None
         if any(getattr(config, name, off) not in (off, None) for name, off in _UNSUPPORTED.items()):
             return None
@@ -92,5 +91,7 @@ class PrunedHFLM(HFLM):
         )
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
-        generated = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=context.dtype)
+        generated = torch.tensor(
+            [r + [pad] * (width - len(r)) for r in rows], dtype=context.dtype, device=context.device
+        )
         return torch.cat([context, generated], dim=1)

@@ -55,9 +55,10 @@ def test_decode_matches_transformers_generate(tiny_model_dir):
     backend.eos_ids = [-1]  # nothing ends early: every row runs the full length
     input_ids, attention = _batch(backend, PROMPTS)
     ours = backend.decode(input_ids, attention, Sampling(temperature=0.0, max_new_tokens=12))
+    device = backend.model.device  # the GPU where there is one (tests/integration/test_gpu.py)
     theirs = backend.model.generate(
-        input_ids=input_ids,
-        attention_mask=attention,
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
         max_new_tokens=12,
         min_new_tokens=12,
         do_sample=False,
