@@ -58,11 +58,20 @@ def paired_bootstrap(
     return (extreme + 1) / (samples + 1)
 
 
-def _guard_numbers(old: EvalResult, new: EvalResult) -> dict[str, float]:
+def _discordant(old: EvalResult, new: EvalResult, what: str) -> tuple[int, int]:
+    """(items only `new` got right, items only `old` got right): what a paired test reads."""
     if old.item_ids != new.item_ids:
-        raise ValueError("a guard task's champion and candidate were evaluated on different items")
+        raise ValueError(
+            f"{what} were evaluated on different items ({len(old.item_ids)} vs "
+            f"{len(new.item_ids)} items); the paired test needs the same items"
+        )
     won = sum(c and not h for c, h in zip(new.correct, old.correct, strict=True))
     lost = sum(h and not c for c, h in zip(new.correct, old.correct, strict=True))
+    return won, lost
+
+
+def _guard_numbers(old: EvalResult, new: EvalResult) -> dict[str, float]:
+    won, lost = _discordant(old, new, "a guard task's champion and candidate")
     return {
         "champion": old.pass_at_1,
         "candidate": new.pass_at_1,
@@ -94,17 +103,10 @@ def decide(
     with `guard_alpha` set, a bigger drop blocks only when exact McNemar on that task's items
     gives p <= guard_alpha (on 48 items one item is 2 points: a raw tolerance is noise there).
     """
-    if champion.item_ids != candidate.item_ids:
-        raise ValueError(
-            "champion and candidate were evaluated on different items "
-            f"({len(champion.item_ids)} vs {len(candidate.item_ids)} items); the paired test needs "
-            "the same items"
-        )
+    cand_only, champ_only = _discordant(champion, candidate, "champion and candidate")
     baselines = baselines or {}
     guards = guards or {}
     n = candidate.n
-    cand_only = sum(c and not h for c, h in zip(candidate.correct, champion.correct, strict=True))
-    champ_only = sum(h and not c for c, h in zip(candidate.correct, champion.correct, strict=True))
     gain = candidate.pass_at_1 - champion.pass_at_1
     if policy.test == "mcnemar":
         p = mcnemar_exact(cand_only, champ_only)
