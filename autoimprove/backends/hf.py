@@ -18,16 +18,15 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DynamicCache,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
 )
 
 from autoimprove.backends.base import Message
 from autoimprove.types import Completion, ModelRef, Sampling
+
+# Sampling keeps the `TOP_K` most likely tokens (what `generate` does by default), then top-p.
+TOP_K = 50
 
 # "the answer is 42." -- a complete number followed by something that is not part of it.
 _STATED_ANSWER = re.compile(r"answer is[:\s]*\$?\s*-?\d[\d,]*(?:\.\d+)?(?:[^\d,.]|[.,]\D)", re.I)
@@ -147,31 +146,27 @@ class HFBackend:
         texts = [self.render(c) for c in conversations]
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         rows = [(i, j) for i in range(len(texts)) for j in range(sampling.n)]
-        # Longest first, so batches hold similar lengths and the first batch shows peak memory.
-        rows.sort(key=lambda r: -len(encoded[r[0]]))
+        # Longest first, so batches hold similar lengths and the first batch shows peak memory;
+        # a conversation's rows stay together, in order (decode's `copies` relies on it).
+        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
         out: list[list[Completion | None]] = [[None] * sampling.n for _ in texts]
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
-            ids = [encoded[i] for i, _ in batch]
+            # A conversation's n rows share one prompt: encode it once, copy its KV cache.
+            prompts = list(dict.fromkeys(i for i, _ in batch))
+            ids = [encoded[i] for i in prompts]
             width = max(len(x) for x in ids)
             input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids])
             attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-            generated = self.decode(input_ids, attention, sampling, seed=start)
+            copies = [sum(1 for i, _ in batch if i == p) for p in prompts]
+            generated = self.decode(input_ids, attention, sampling, seed=start, copies=copies)
             for (i, j), row in zip(batch, generated, strict=True):
                 text = self.tokenizer.decode(row, skip_special_tokens=True)
                 out[i][j] = Completion(text.strip(), len(encoded[i]), len(row))
             if self.progress:
                 self.progress(len(batch))
         return [[c for c in per if c is not None] for per in out]
-
-    def _warpers(self, sampling: Sampling) -> LogitsProcessorList:
-        # What `generate` applied before: temperature, its default top-k of 50, then top-p.
-        warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
-        warpers.append(TopKLogitsWarper(50))
-        if sampling.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(sampling.top_p))
-        return warpers
 
     @torch.inference_mode()
     def decode(
@@ -181,8 +176,14 @@ class HFBackend:
         sampling: Sampling,
         seed: int = 0,
         stop_strings: Sequence[str] = (),
+        copies: Sequence[int] | None = None,
     ) -> list[list[int]]:
         """Generate for a left-padded batch; each row's new tokens up to and including its stop.
+
+        `copies[k]`: how many rows prompt k becomes (its n samples). The prompt is encoded once
+        and its KV cache copied; the output has sum(copies) rows, prompt by prompt. Measured on
+        the quickstart's prompts (about 150 tokens) the prompt pass was a seventh of a batch's
+        time, paid n times.
 
         A row leaves the batch the step it finishes (end of turn, its stated answer under
         `stop_at_answer`, or one of `stop_strings` in its text): its KV cache rows are dropped,
@@ -190,14 +191,12 @@ class HFBackend:
         batch until the longest one ended; measured on the quickstart's candidates that was a
         fifth of the row-steps (BENCHMARKS.md, "Padding waste").
         """
-        rows, width = input_ids.shape
         device = self.model.device
         input_ids, attention = input_ids.to(device), attention.to(device)
         stop = None
         if sampling.stop_at_answer or any(stop_strings):
             stop = RowStop(self.tokenizer, sampling.stop_at_answer, stop_strings)
         sample = sampling.temperature > 0
-        warpers = self._warpers(sampling) if sample else None
         generator = None
         if sample:
             # Distinct per batch so repeated calls (votes, waves) draw independent samples.
@@ -216,22 +215,19 @@ class HFBackend:
             logits_to_keep=1,
         ).logits[:, -1, :]
         position = positions[:, -1]
+        if copies is not None:
+            expand = torch.repeat_interleave(
+                torch.arange(len(copies), device=device), torch.tensor(copies, device=device)
+            )
+            cache.batch_select_indices(expand)
+            logits, attention, position = logits[expand], attention[expand], position[expand]
+        rows = len(position)
         live = torch.arange(rows, device=device)  # the batch row each live row came from
-        history = input_ids  # live rows' full sequences, for the warpers
         out: list[list[int]] = [[] for _ in range(rows)]
         for step in range(sampling.max_new_tokens):
             logits = logits.float()
             if sample:
-                assert warpers is not None
-                scores = warpers(history, logits)  # type: ignore[arg-type]
-                probs = torch.softmax(scores, dim=-1)
-                # Exponential race (argmax p / E, E ~ Exp(1)) draws from probs. Noise is drawn
-                # for every batch row each step and then indexed, so what a row samples does
-                # not depend on which other rows have already finished.
-                noise = torch.empty(rows, probs.shape[-1], device=device).exponential_(
-                    generator=generator
-                )
-                tokens = (probs / noise[live]).argmax(dim=-1)
+                tokens = sample_tokens(logits, sampling, generator, rows, live)
             else:
                 tokens = logits.argmax(dim=-1)
             for row, token in zip(live.tolist(), tokens.tolist(), strict=True):
@@ -246,10 +242,8 @@ class HFBackend:
                 keep = (~finished).nonzero().squeeze(1)
                 cache.batch_select_indices(keep)
                 attention, tokens = attention[keep], tokens[keep]
-                position, history = position[keep], history[keep]
-                live = live[keep]
+                position, live = position[keep], live[keep]
             attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
-            history = torch.cat([history, tokens[:, None]], dim=1)
             position = position + 1
             logits = self.model(
                 input_ids=tokens[:, None],
@@ -263,3 +257,46 @@ class HFBackend:
     def close(self) -> None:
         del self.model
         gc.collect()
+
+
+def sampling_distribution(
+    logits: torch.Tensor, sampling: Sampling
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens a sampled step may draw and their (unnormalized) probabilities, per row.
+
+    The distribution `generate` samples from (temperature, top-k 50, then top-p, as transformers'
+    warpers define them), computed on the `TOP_K` best tokens instead of the whole vocabulary:
+    sorting and drawing noise over 151,936 tokens for 64 rows cost 0.48 s a step on 2 cores,
+    against 0.80 s for the model's forward pass (BENCHMARKS.md, "Sampling over the top-k").
+    """
+    top, index = (logits / sampling.temperature).topk(min(TOP_K, logits.shape[-1]), dim=-1)
+    probs = torch.softmax(top, dim=-1)  # sorted, most likely first
+    if sampling.top_p < 1.0:
+        # transformers' rule: drop a token when it and every less likely token together hold
+        # at most 1 - top_p of the mass. The most likely token always stays.
+        tail = probs.flip(-1).cumsum(-1).flip(-1)
+        drop = tail <= 1 - sampling.top_p
+        drop[:, 0] = False
+        probs = probs.masked_fill(drop, 0.0)
+    return index, probs
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    sampling: Sampling,
+    generator: torch.Generator | None,
+    rows: int,
+    live: torch.Tensor,
+) -> torch.Tensor:
+    """One token per live row, drawn from `sampling_distribution`.
+
+    Exponential race: argmax p / E with E ~ Exp(1) is a draw from p. Noise is drawn for all
+    `rows` of the batch at every step and indexed by `live`, so what a row samples does not
+    depend on which other rows have already finished.
+    """
+    index, probs = sampling_distribution(logits, sampling)
+    noise = torch.empty(rows, probs.shape[-1], device=probs.device).exponential_(
+        generator=generator
+    )
+    pick = (probs / noise[live]).argmax(dim=-1)
+    return index.gather(-1, pick[:, None]).squeeze(1)

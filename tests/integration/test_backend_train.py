@@ -84,6 +84,21 @@ def test_finished_rows_leave_the_batch_without_disturbing_the_rest(tiny_model_di
     assert len({len(row) for row in cut}) > 1, "rows must have finished at different steps"
 
 
+def test_shared_prompt_copies_equal_repeated_rows(tiny_model_dir):
+    """Encoding a prompt once and copying its KV cache to its n rows must sample exactly what n
+    separately encoded copies of the prompt sample."""
+    backend = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32")
+    sampled = Sampling(temperature=1.0, max_new_tokens=12, seed=3)
+    input_ids, attention = _batch(backend, PROMPTS)
+    copies = [3, 1, 2]
+    repeat = torch.repeat_interleave(torch.arange(3), torch.tensor(copies))
+    shared = backend.decode(input_ids, attention, sampled, copies=copies)
+    separate = backend.decode(input_ids[repeat], attention[repeat], sampled)
+    assert len(shared) == 6
+    assert shared == separate
+    assert shared[0] != shared[1], "the copies of one prompt must draw different samples"
+
+
 POLICY = """
 model: {dtype: float32}
 seeds: {pool: x.jsonl}
