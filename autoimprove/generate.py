@@ -13,19 +13,29 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoimprove import stopping
+from autoimprove.answers import answers_match, extract_answer
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
-from autoimprove.backends.base import user_turn
+from autoimprove.backends.base import Message, user_turn
 from autoimprove.context import RoundContext
 from autoimprove.evaluate import heldout_ngrams
 from autoimprove.faults import fault_point
 from autoimprove.seeds import load_pool, sample_seeds
-from autoimprove.types import Candidate, Sampling, Seed
+
+if TYPE_CHECKING:
+    from autoimprove.backends.hf import HFBackend
+from autoimprove.types import Candidate, Completion, Sampling, Seed
 
 STEP = "generate"
+
+
+# Added to a shard's sampling seed for the samples screening draws second (shard seeds are
+# round * 1000 + shard, far below this).
+SCREEN_SEED_OFFSET = 1 << 40
 
 
 class SeedsExhausted(Exception):
@@ -61,6 +71,29 @@ def _plan(ctx: RoundContext) -> tuple[list[Seed], dict]:
             (out / "pool_report.json").write_text(json.dumps(asdict(report), indent=1))
     seeds = [Seed(**row) for row in read_jsonl(folder / "seeds.jsonl")]
     return seeds, json.loads((folder / "pool_report.json").read_text())
+
+
+def agreeing_pair(completions: list[Completion]) -> bool:
+    """Two of the completions state the same final answer."""
+    stated = [extract_answer(c.text, strict=True) for c in completions]
+    return any(
+        answers_match(a, b) for i, a in enumerate(stated) for b in stated[i + 1 :] if a is not None
+    )
+
+
+def _screened(
+    backend: HFBackend, conversations: list[list[Message]], sampling: Sampling, screen: int
+) -> list[list[Completion]]:
+    """`screen` samples per conversation, then the other n - screen only where two agree."""
+    first = backend.chat(conversations, replace(sampling, n=screen))
+    wanted = [i for i, per in enumerate(first) if agreeing_pair(per)]
+    if wanted:
+        # Another random stream: these are new, independent samples of the same prompts.
+        more = replace(sampling, n=sampling.n - screen, seed=sampling.seed + SCREEN_SEED_OFFSET)
+        rest = backend.chat([conversations[i] for i in wanted], more)
+        for i, extra in zip(wanted, rest, strict=True):
+            first[i] = first[i] + extra
+    return first
 
 
 def run(ctx: RoundContext) -> dict:
@@ -100,7 +133,11 @@ def run(ctx: RoundContext) -> dict:
             )
             conversations = [user_turn(s.prompt, policy.model.system_prompt) for s in shard]
             started = time.perf_counter()
-            outputs = backend.chat(conversations, sampling)
+            if gen.screen:
+                outputs = _screened(backend, conversations, sampling, gen.screen)
+                tick(sum(gen.n - len(per) for per in outputs))  # the samples not drawn
+            else:
+                outputs = backend.chat(conversations, sampling)
             seconds = time.perf_counter() - started
             candidates = [
                 Candidate(s.id, j, s.prompt, c.text, c.completion_tokens)
@@ -121,9 +158,14 @@ def run(ctx: RoundContext) -> dict:
         candidates += [Candidate(**row) for row in read_jsonl(folder / "candidates.jsonl")]
         seconds += json.loads((folder / "stats.json").read_text())["seconds"]
     tokens = sum(c.completion_tokens for c in candidates)
+    drawn: dict[str, int] = {}
+    for c in candidates:
+        drawn[c.seed_id] = drawn.get(c.seed_id, 0) + 1
     summary = {
         "seeds": len(seeds),
         "candidates": len(candidates),
+        # Seeds that got fewer than n samples: screening saw no two of their first ones agree.
+        "seeds_screened_out": sum(1 for k in drawn.values() if k < gen.n),
         "shards": len(shards),
         "shards_reused": reused,
         "pool": report,

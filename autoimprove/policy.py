@@ -74,6 +74,18 @@ class GenerationSection(_Strict):
     shard_seeds: int = Field(8, ge=1, le=100_000)
     """Seeds per shard. Generation and verification seal each shard's results on disk as they
     go, so a crash or a stop costs at most one shard; smaller shards batch less well."""
+    screen: int | None = Field(None, ge=2, le=63)
+    """Draw this many candidates per seed first, and the rest (up to n) only for seeds where two
+    of them state the same final answer. Off (None): all n at once. A seed whose first samples
+    all disagree seldom reaches the votes pool agreement needs, so its other samples are mostly
+    wasted generation. With n = 4 and pool votes 2, `screen: 3` loses no row (a row needs 3 of 4
+    samples agreeing); `screen: 2` loses the seeds whose first two disagree."""
+
+    @model_validator(mode="after")
+    def _screen_below_n(self) -> GenerationSection:
+        if self.screen is not None and self.screen >= self.n:
+            raise ValueError(f"screen ({self.screen}) must be below n ({self.n}), or left unset")
+        return self
 
 
 StageType = Literal["cycle", "factuality", "correctness"]

@@ -8,6 +8,13 @@ agreement makes no model calls, so the replay is exact and costs nothing; only g
 differs with n', and it is charged as the share of the round's generated tokens the first n'
 candidates used, times the round's generation seconds.
 
+Screening (`screen`): draw only the first s candidates of every seed, and the rest (up to n)
+only for seeds where two of those s state the same final answer. A seed whose first samples all
+disagree rarely reaches the votes pool agreement needs, so its remaining samples are mostly
+wasted generation. Replayed on the same candidates: a screened-out seed costs the tokens of its
+first s candidates and yields no rows (with v >= 2 and s = 2 none could pass anyway); with n = 4,
+v = 2, s = 3 loses no row at all (a row needs 3 of 4 agreeing, so 2 of the first 3 must).
+
 Precision is measured against the answer `seeds/make_arith.py` recomputes for each pool seed
 (a measurement only; the service never sees labels).
 
@@ -81,6 +88,62 @@ def replay(candidates: list[dict], seconds: float, answers: dict[str, str]) -> l
     return rows
 
 
+def screen_replay(
+    candidates: list[dict], seconds: float, answers: dict[str, str], votes: int = 2
+) -> list[dict]:
+    """Pool agreement (all-valid, `votes`) on each seed's candidates, with and without screening
+    on the first s of them; generation cost charged per token of the candidates drawn."""
+    from autoimprove.answers import answers_match, extract_answer
+
+    by_seed: dict[str, list[dict]] = defaultdict(list)
+    for c in candidates:
+        by_seed[c["seed_id"]].append(c)
+    n = min(len(v) for v in by_seed.values())
+    total_tokens = sum(c["completion_tokens"] for c in candidates)
+    out = []
+    for screen in [n, *range(n - 1, 1, -1)]:
+        tokens = kept = correct = continued = 0
+        for cs in by_seed.values():
+            cs = sorted(cs, key=lambda c: c["index"])[:n]
+            stated = [extract_answer(c["text"], strict=True) for c in cs]
+            first = stated[:screen]
+            go_on = screen == n or any(
+                a is not None and b is not None and answers_match(a, b)
+                for i, a in enumerate(first)
+                for b in first[i + 1 :]
+            )
+            drawn = n if go_on else screen
+            continued += go_on
+            tokens += sum(c["completion_tokens"] for c in cs[:drawn])
+            for i in range(drawn):
+                mine = stated[i]
+                agree = sum(
+                    mine is not None and answers_match(mine, stated[j])
+                    for j in range(drawn)
+                    if j != i and stated[j] is not None
+                )
+                if agree >= votes:
+                    kept += 1
+                    correct += answers_match(mine, answers[cs[i]["prompt"]])
+        cost = seconds * tokens / total_tokens
+        out.append(
+            {
+                "n": n,
+                "votes": votes,
+                "screen": None if screen == n else screen,
+                "seeds": len(by_seed),
+                "seeds_continued": continued,
+                "tokens": tokens,
+                "rows": kept,
+                "correct": correct,
+                "precision": round(correct / kept, 3) if kept else None,
+                "generation_seconds": round(cost, 1),
+                "rows_per_generation_hour": round(kept / cost * 3600, 1),
+            }
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workspace")
@@ -107,7 +170,20 @@ def main() -> None:
             f"| {r['n']} | {r['votes']} | {judging} | {r['rows']} | {precision} "
             f"| {r['rows_per_generation_hour']} |"
         )
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    screened = screen_replay(candidates, seconds, pool_answers())
+    print()
+    print(
+        "| screen | seeds drawn to n | tokens | rows | precision (correct/rows) "
+        "| rows per hour of generation |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in screened:
+        precision = f"{r['precision']} ({r['correct']}/{r['rows']})" if r["rows"] else "-"
+        print(
+            f"| {r['screen'] or 'none'} | {r['seeds_continued']} of {r['seeds']} | {r['tokens']} "
+            f"| {r['rows']} | {precision} | {r['rows_per_generation_hour']} |"
+        )
+    print(json.dumps({"seconds": seconds, "rows": rows, "screen": screened}))
 
 
 if __name__ == "__main__":
