@@ -23,6 +23,7 @@ Writes bench/out/sampler-<stamp>.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -128,10 +129,11 @@ def main() -> None:
         attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
         timings: dict[str, list[float]] = {"forward": [], "full-vocab": [], "top-k": []}
         for _ in range(5):
+            grown = copy.deepcopy(cache)
             t = time.perf_counter()
-            backend.model(input_ids=nxt, attention_mask=attention, past_key_values=cache)
+            backend.model(input_ids=nxt, attention_mask=attention, past_key_values=grown)
             timings["forward"].append(time.perf_counter() - t)
-            cache.crop(input_ids.shape[1])
+            del grown
             for name, fn in (("full-vocab", full_vocab_sampler), ("top-k", top_k_sampler)):
                 generator = torch.Generator().manual_seed(0)
                 t = time.perf_counter()

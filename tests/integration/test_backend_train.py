@@ -99,6 +99,21 @@ def test_shared_prompt_copies_equal_repeated_rows(tiny_model_dir):
     assert shared[0] != shared[1], "the copies of one prompt must draw different samples"
 
 
+def test_screening_draws_the_rest_only_where_answers_agree(tiny_model_dir, answering_model_dir):
+    """On real models: the answering model's first two samples agree (both say 5), so every
+    prompt gets all n; the random tiny model states no answer, so each prompt keeps its first 2."""
+    from autoimprove.generate import _screened
+
+    sampling = Sampling(n=4, temperature=0.7, max_new_tokens=12)
+    conversations = [user_turn(p) for p in PROMPTS]
+    agreeing = HFBackend(ModelRef(str(answering_model_dir)), dtype="float32")
+    out = _screened(agreeing, conversations, sampling, screen=2)
+    assert [len(per) for per in out] == [4, 4, 4]
+    assert all("answer is 5" in c.text for per in out for c in per)
+    random = HFBackend(ModelRef(str(tiny_model_dir)), dtype="float32")
+    assert [len(per) for per in _screened(random, conversations, sampling, screen=2)] == [2, 2, 2]
+
+
 POLICY = """
 model: {dtype: float32}
 seeds: {pool: x.jsonl}
