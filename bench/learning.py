@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, help="override evaluation.limit")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--guard-alpha", type=float, help="set promotion.guard_alpha")
+    parser.add_argument("--screen", type=int, help="set generation.screen")
     parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -156,6 +157,8 @@ def main() -> None:
         policy["evaluation"]["guard_tasks"] = args.guard
     if args.guard_alpha:
         policy["promotion"]["guard_alpha"] = args.guard_alpha
+    if args.screen:
+        policy["generation"]["screen"] = args.screen
     policy_path = ws / "bench-policy.yaml"
     ws.mkdir(parents=True, exist_ok=True)
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
@@ -178,6 +181,9 @@ def main() -> None:
             pass_at_1[task] = {side: sides[side]["pass_at_1"] for side in sides} | {
                 f"{side}_ci95": sides[side].get("ci95") for side in sides
             }
+        gen_file = ws / "rounds" / f"{shown['id']:05d}" / "generate" / "summary.json"
+        gen = json.loads(gen_file.read_text()) if gen_file.exists() else {}
+        gen_seconds = gen.get("generation_seconds")
         entry = {
             "round": shown["id"],
             "state": shown["state"],
@@ -192,6 +198,13 @@ def main() -> None:
             "cpu_seconds": round(cpu, 1),
             "wall_seconds": round(wall, 1),
             "rows_per_cpu_hour": round(checked["rows"] / (cpu / 3600), 1) if cpu else None,
+            "generation": {
+                k: gen.get(k)
+                for k in ("generation_seconds", "generation_tokens", "seeds_screened_out")
+            },
+            "rows_per_generation_hour": round(checked["rows"] / gen_seconds * 3600, 1)
+            if gen_seconds
+            else None,
             "step_wall_seconds": shown["wall_seconds"],
             "pass_at_1": pass_at_1,
             "version": shown["model_version"],
