@@ -170,18 +170,21 @@ def main() -> None:
             f"| {r['n']} | {r['votes']} | {judging} | {r['rows']} | {precision} "
             f"| {r['rows_per_generation_hour']} |"
         )
-    screened = screen_replay(candidates, seconds, pool_answers())
+    n = min(r["n"] for r in rows)
+    screened = [
+        r for v in range(2, n) for r in screen_replay(candidates, seconds, pool_answers(), v)
+    ]
     print()
     print(
-        "| screen | seeds drawn to n | tokens | rows | precision (correct/rows) "
+        "| votes | screen | seeds drawn to n | tokens | rows | precision (correct/rows) "
         "| rows per hour of generation |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in screened:
         precision = f"{r['precision']} ({r['correct']}/{r['rows']})" if r["rows"] else "-"
         print(
-            f"| {r['screen'] or 'none'} | {r['seeds_continued']} of {r['seeds']} | {r['tokens']} "
-            f"| {r['rows']} | {precision} | {r['rows_per_generation_hour']} |"
+            f"| {r['votes']} | {r['screen'] or 'none'} | {r['seeds_continued']} of {r['seeds']} "
+            f"| {r['tokens']} | {r['rows']} | {precision} | {r['rows_per_generation_hour']} |"
         )
     print(json.dumps({"seconds": seconds, "rows": rows, "screen": screened}))
 
