@@ -89,11 +89,11 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
-StageMode = Literal["verdict", "quantities", "agreement", "pool"]
+StageMode = Literal["verdict", "quantities", "steps", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
     "cycle": ("verdict", "quantities"),
-    "factuality": ("verdict",),
+    "factuality": ("verdict", "steps"),
     "correctness": ("verdict", "agreement", "pool"),
 }
 
@@ -105,7 +105,9 @@ class StageSection(_Strict):
     mode: StageMode = "verdict"
     """How the model judges: `verdict` ([[Y]]/[[N]] after reasoning; for capable models),
     `quantities` (cycle only: the inferred question must carry the original's numbers),
-    `agreement` (correctness only: independent re-solves must reach the candidate's answer),
+    `steps` (factuality only: the model recomputes every arithmetic step the solution writes
+    out, greedy, one vote), `agreement` (correctness only: independent re-solves must reach the
+    candidate's answer),
     `pool` (correctness only: at least `votes` of the seed's other candidates must state the same
     answer; no judge calls, so `votes` must be below `generation.n`)."""
     votes: int = Field(3, ge=1, le=32)
@@ -115,6 +117,11 @@ class StageSection(_Strict):
 
     @model_validator(mode="after")
     def _mode_fits_stage(self) -> StageSection:
+        if self.mode == "steps" and self.votes != 1:
+            raise ValueError(
+                "factuality in steps mode recomputes greedily: a second vote would repeat the "
+                "first; set votes: 1"
+            )
         allowed = _MODES_BY_STAGE[self.type]
         if self.mode not in allowed:
             raise ValueError(

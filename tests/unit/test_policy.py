@@ -134,3 +134,22 @@ def test_pool_mode_needs_fewer_votes_than_candidates():
         Policy.model_validate(
             {**base, "cascade": {"stages": [{"type": "cycle", "mode": "pool", "votes": 1}]}}
         )
+
+
+def test_factuality_steps_is_one_greedy_vote(tmp_path):
+    from autoimprove.policy import PolicyError, parse_policy
+
+    text = """
+seeds: {pool: x.jsonl}
+cascade: {stages: [{type: factuality, mode: steps, votes: 2}]}
+registry: {model_name: t}
+"""
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, folder=tmp_path)
+    assert any("votes: 1" in e for e in caught.value.errors)
+    assert parse_policy(text.replace("votes: 2", "votes: 1"), folder=tmp_path)
+    with pytest.raises(PolicyError):
+        parse_policy(
+            text.replace("factuality", "correctness").replace("votes: 2", "votes: 1"),
+            folder=tmp_path,
+        )

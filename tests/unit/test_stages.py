@@ -140,3 +140,42 @@ def test_pool_mode_uses_the_seeds_other_candidates_and_no_calls():
         batch, [StageRule("correctness", 3)], lambda s, w, b: stage.judge(b, w), first_valid=False
     )
     assert not any(v.accepted for v in three.verdicts), "no answer has three agreeing peers"
+
+
+@pytest.mark.parametrize(
+    "solution, steps",
+    [
+        (r"21 \text{ plants} - 2 \text{ plants die} = 20 \text{ plants}", [("21 - 2", "20")]),
+        (r"\[ 3 \times 7 = 21 \]  and  \(\frac{54}{2} = 27\)", [("3 * 7", "21"), ("54 / 2", "27")]),
+        (
+            "27 + 36 + 18 = 71 seats; 1,200 / 4 = 300.",
+            [("27 + 36 + 18", "71"), ("1200 / 4", "300")],
+        ),
+        ("20 × 8 = 160, so 12 - 40 = -28", [("20 * 8", "160"), ("12 - 40", "-28")]),
+        ("so 2x + 3 = 7, then (54 - 29) / 5 = 5", []),
+    ],
+)
+def test_written_steps_are_found_in_plain_latex_and_unicode(solution, steps):
+    from autoimprove.cascade.stages.factuality import written_steps
+
+    assert written_steps(solution) == steps
+
+
+def test_factuality_steps_rejects_a_step_the_model_recomputes_differently():
+    def reply(prompt, sampling):
+        assert sampling.temperature == 0.0, "steps are recomputed greedily"
+        expression = re.search(r"What is (.+)\?", prompt).group(1)
+        return f"The answer is {eval(expression):g}."  # the double knows its arithmetic
+
+    backend = ScriptedBackend(reply)
+    stage = build_stage("factuality", "steps", ctx(backend))
+    right = Candidate("s", 0, "q", "3 rows of 7: 3 * 7 = 21. 21 - 2 = 19. The answer is 19.")
+    slip = Candidate("s", 1, "q", "3 rows of 7: 3 * 7 = 21. 21 - 2 = 20. The answer is 20.")
+    prose = Candidate("t", 0, "q", "Nineteen plants are left. The answer is 19.")
+    votes = stage.judge([right, slip, prose], wave=0)
+    assert [v.accept for v in votes] == [True, False, True]
+    assert "21 - 2 = 20: model says 19 (X)" in votes[1].text
+    # Two distinct expressions (3 * 7, 21 - 2), each asked once for both candidates; the
+    # candidate without steps cost nothing.
+    assert len(backend.calls) == 2
+    assert [v.calls for v in votes] == [2, 2, 0]

@@ -47,15 +47,22 @@ class JudgeContext:
     """Every candidate of each seed, by seed id (what `pool` mode compares against)."""
 
     def ask(
-        self, prompts: list[str], wave: int, salt: int, stop_at_answer: bool = False
+        self,
+        prompts: list[str],
+        wave: int,
+        salt: int,
+        stop_at_answer: bool = False,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
     ) -> list[Completion]:
-        """One sampled judge response per prompt; (wave, salt) pick an independent RNG stream."""
+        """One sampled judge response per prompt; (wave, salt) pick an independent RNG stream.
+        `temperature` and `max_new_tokens` override the cascade's (0 = greedy)."""
         if not prompts:
             return []
         sampling = Sampling(
             n=1,
-            temperature=self.temperature,
-            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature if temperature is None else temperature,
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
             seed=self.seed * 7919 + wave * 131 + salt,
             stop_at_answer=stop_at_answer,
         )
