@@ -164,18 +164,23 @@ def test_written_steps_are_found_in_plain_latex_and_unicode(solution, steps):
 def test_factuality_steps_rejects_a_step_the_model_recomputes_differently():
     def reply(prompt, sampling):
         assert sampling.temperature == 0.0, "steps are recomputed greedily"
-        expression = re.search(r"What is (.+)\?", prompt).group(1)
-        return f"The answer is {eval(expression):g}."  # the double knows its arithmetic
+        a, op, b = re.search(r"Compute (\S+) (\S) (\S+)\.", prompt).groups()
+        return f"The answer is {eval(a + op + b):g}."  # the double knows binary arithmetic
 
     backend = ScriptedBackend(reply)
     stage = build_stage("factuality", "steps", ctx(backend))
     right = Candidate("s", 0, "q", "3 rows of 7: 3 * 7 = 21. 21 - 2 = 19. The answer is 19.")
     slip = Candidate("s", 1, "q", "3 rows of 7: 3 * 7 = 21. 21 - 2 = 20. The answer is 20.")
     prose = Candidate("t", 0, "q", "Nineteen plants are left. The answer is 19.")
-    votes = stage.judge([right, slip, prose], wave=0)
-    assert [v.accept for v in votes] == [True, False, True]
+    chain = Candidate("u", 0, "q", "27 + 36 + 18 = 81 seats, and 2 + 3 * 4 = 20. So 81.")
+    votes = stage.judge([right, slip, prose, chain], wave=0)
+    assert [v.accept for v in votes] == [True, False, True, True]
     assert "21 - 2 = 20: model says 19 (X)" in votes[1].text
-    # Two distinct expressions (3 * 7, 21 - 2), each asked once for both candidates; the
-    # candidate without steps cost nothing.
-    assert len(backend.calls) == 2
-    assert [v.calls for v in votes] == [2, 2, 0]
+    assert "2 + 3 * 4 = 20: mixed operations, not checked" in votes[3].text
+    # 3 * 7 and 21 - 2 asked once for both candidates; the chain one operation at a time, on
+    # the model's own intermediate result (27 + 36, then 63 + 18).
+    assert sorted(backend.calls) == sorted(
+        f'Compute {q}. Finish with "The answer is N".'
+        for q in ("3 * 7", "21 - 2", "27 + 36", "63 + 18")
+    )
+    assert [v.calls for v in votes] == [2, 0, 0, 2]

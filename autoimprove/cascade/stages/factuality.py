@@ -3,11 +3,13 @@
 - `verdict`: one call a vote; lenient on style and on doubt (the judge is told not to count an
   uncertain point as an error), so this stage removes clear mistakes only.
 - `steps`: every arithmetic step the solution writes out ("21 - 2 = 20", "3 \\times 7 = 21") is
-  put to the model again on its own ("What is 21 - 2?", greedy), and the candidate passes only if
-  the model's own result for every step is the one the solution states. No tool computes
-  anything: the model checks its own steps, one small question at a time, which a 0.5B model does
-  far better than judging a whole solution. A solution with no written-out step passes (nothing
-  to refute). Identical steps are asked once per wave.
+  put to the model again on its own ("Compute 21 - 2.", greedy), and the candidate passes only if
+  the model's own result for every step is the one the solution states. A chain ("27 + 36 + 18")
+  is asked one operation at a time, each on the model's own previous result; a step that mixes
+  + or - with * or / is not checked. No tool computes anything: the model checks its own steps,
+  one small question at a time, which a 0.5B model does far better than judging a whole
+  solution. A solution with no written-out step passes (nothing to refute). A question several
+  candidates share is asked once.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ _STEP = re.compile(
     rf"[ \t]*=[ \t]*(-?{_NUM})(?![\d.]*[\w(])"  # = r, a whole number not followed by a name
 )
 
-STEP_PROMPT = "What is {expression}? Reply with only: The answer is N."
+# Measured on the embedded 0.5B model, greedy: "What is 21 - 2? Reply with only: The answer
+# is N." got the letter N back; this wording got 19. It also got 48 + 64 + 32 wrong (132) and
+# 48 + 64 then 112 + 32 right, so a chain is asked one operation at a time.
+STEP_PROMPT = 'Compute {expression}. Finish with "The answer is N".'
 STEP_MAX_NEW_TOKENS = 24
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/]")
 
 
 def written_steps(solution: str) -> list[tuple[str, str]]:
@@ -67,25 +73,50 @@ class FactualityStage:
 
     def _step_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
         steps = [written_steps(visible_solution(c)) for c in candidates]
-        expressions = list(dict.fromkeys(e for per in steps for e, _ in per))
-        replies = self.ctx.ask(
-            [STEP_PROMPT.format(expression=e) for e in expressions],
-            wave,
-            salt=6,
-            stop_at_answer=True,
-            temperature=0.0,
-            max_new_tokens=STEP_MAX_NEW_TOKENS,
-        )
-        recomputed = dict(zip(expressions, replies, strict=True))
-        votes = []
+        chains = {e: _TOKEN.findall(e) for per in steps for e, _ in per}
+        # Left to right is only the written value when every operation has the same precedence;
+        # a step mixing + or - with * or / is not checked.
+        chains = {e: t for e, t in chains.items() if len({op in "+-" for op in t[1::2]}) == 1}
+        value: dict[str, str | None] = {e: t[0] for e, t in chains.items()}
+        asked: dict[str, list[Completion]] = {e: [] for e in chains}
+        for k in range(1, max((len(t) for t in chains.values()), default=1), 2):
+            questions = {
+                e: f"{value[e]} {t[k]} {t[k + 1]}"
+                for e, t in chains.items()
+                if k < len(t) and value[e] is not None
+            }
+            distinct = list(dict.fromkeys(questions.values()))
+            replies = dict(
+                zip(
+                    distinct,
+                    self.ctx.ask(
+                        [STEP_PROMPT.format(expression=q) for q in distinct],
+                        wave,
+                        salt=6,
+                        stop_at_answer=True,
+                        temperature=0.0,
+                        max_new_tokens=STEP_MAX_NEW_TOKENS,
+                    ),
+                    strict=True,
+                )
+            )
+            for e, q in questions.items():
+                asked[e].append(replies[q])
+                value[e] = extract_answer(replies[q].text, strict=True)
+        votes, charged = [], set()
         for c, per in zip(candidates, steps, strict=True):
-            lines, wrong = [], 0
+            lines, wrong, used = [], 0, []
             for expression, stated in per:
-                own = extract_answer(recomputed[expression].text, strict=True)
+                if expression not in chains:
+                    lines.append(f"{expression} = {stated}: mixed operations, not checked")
+                    continue
+                own = value[expression]
                 ok = answers_match(own, stated)
                 wrong += not ok
                 lines.append(f"{expression} = {stated}: model says {own}{'' if ok else ' (X)'}")
-            used = [recomputed[e] for e in dict.fromkeys(e for e, _ in per)]
+                if expression not in charged:
+                    charged.add(expression)
+                    used += asked[expression]
             cost = Completion(
                 "", sum(r.prompt_tokens for r in used), sum(r.completion_tokens for r in used)
             )
