@@ -31,14 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def replay(candidates: list[dict], seconds: float, answers: dict[str, str]) -> list[dict]:
-    from autoimprove.answers import answers_match, extract_answer
-
+def _grouped(candidates: list[dict]) -> tuple[dict[str, list[dict]], int, int]:
+    """Candidates by seed, the fewest any seed has, and all their generated tokens."""
     by_seed: dict[str, list[dict]] = defaultdict(list)
     for c in candidates:
         by_seed[c["seed_id"]].append(c)
     n = min(len(v) for v in by_seed.values())
-    total_tokens = sum(c["completion_tokens"] for c in candidates)
+    return by_seed, n, sum(c["completion_tokens"] for c in candidates)
+
+
+def replay(candidates: list[dict], seconds: float, answers: dict[str, str]) -> list[dict]:
+    from autoimprove.answers import answers_match, extract_answer
+
+    by_seed, n, total_tokens = _grouped(candidates)
     rows = []
     for size in sorted({4, n} if n >= 4 else {n}):
         drawn = {s: sorted(cs, key=lambda c: c["index"])[:size] for s, cs in by_seed.items()}
@@ -95,11 +100,7 @@ def screen_replay(
     on the first s of them; generation cost charged per token of the candidates drawn."""
     from autoimprove.answers import answers_match, extract_answer
 
-    by_seed: dict[str, list[dict]] = defaultdict(list)
-    for c in candidates:
-        by_seed[c["seed_id"]].append(c)
-    n = min(len(v) for v in by_seed.values())
-    total_tokens = sum(c["completion_tokens"] for c in candidates)
+    by_seed, n, total_tokens = _grouped(candidates)
     out = []
     for screen in [n, *range(n - 1, 1, -1)]:
         tokens = kept = correct = continued = 0
