@@ -165,7 +165,9 @@ def test_factuality_steps_rejects_a_step_the_model_recomputes_differently():
     def reply(prompt, sampling):
         assert sampling.temperature == 0.0, "steps are recomputed greedily"
         a, op, b = re.search(r"Compute (\S+) (\S) (\S+)\.", prompt).groups()
-        return f"The answer is {eval(a + op + b):g}."  # the double knows binary arithmetic
+        if (a, op, b) == ("48", "+", "22"):
+            return "The answer is 60."  # a slip the real model makes one way round only
+        return f"The answer is {eval(a + op + b):g}."  # otherwise it knows binary arithmetic
 
     backend = ScriptedBackend(reply)
     stage = build_stage("factuality", "steps", ctx(backend))
@@ -173,14 +175,24 @@ def test_factuality_steps_rejects_a_step_the_model_recomputes_differently():
     slip = Candidate("s", 1, "q", "3 rows of 7: 3 * 7 = 21. 21 - 2 = 20. The answer is 20.")
     prose = Candidate("t", 0, "q", "Nineteen plants are left. The answer is 19.")
     chain = Candidate("u", 0, "q", "27 + 36 + 18 = 81 seats, and 2 + 3 * 4 = 20. So 81.")
-    votes = stage.judge([right, slip, prose, chain], wave=0)
-    assert [v.accept for v in votes] == [True, False, True, True]
+    doubt = Candidate("v", 0, "q", "48 + 22 = 70 apples. The answer is 70.")
+    votes = stage.judge([right, slip, prose, chain, doubt], wave=0)
+    assert [v.accept for v in votes] == [True, False, True, True, True]
     assert "21 - 2 = 20: model says 19 (X)" in votes[1].text
     assert "2 + 3 * 4 = 20: mixed operations, not checked" in votes[3].text
-    # 3 * 7 and 21 - 2 asked once for both candidates; the chain one operation at a time, on
-    # the model's own intermediate result (27 + 36, then 63 + 18).
-    assert sorted(backend.calls) == sorted(
-        f'Compute {q}. Finish with "The answer is N".'
-        for q in ("3 * 7", "21 - 2", "27 + 36", "63 + 18")
-    )
-    assert [v.calls for v in votes] == [2, 0, 0, 2]
+    assert "48 + 22 = 70: model says 60 / 70" in votes[4].text
+    # Each question once for all candidates; a chain one operation at a time on the model's own
+    # intermediate result (27 + 36, then 63 + 18); a last + or * also the other way round.
+    asked = {re.search(r"Compute (.+?)\. Finish", c).group(1) for c in backend.calls}
+    assert len(backend.calls) == len(asked)
+    assert asked == {
+        "3 * 7",
+        "7 * 3",
+        "21 - 2",
+        "27 + 36",
+        "63 + 18",
+        "18 + 63",
+        "48 + 22",
+        "22 + 48",
+    }
+    assert [v.calls for v in votes] == [3, 0, 0, 3, 2]

@@ -71,6 +71,20 @@ class FactualityStage:
             return self._step_votes(candidates, wave)
         return judge_by_template(self.ctx, self.name, self.template, candidates, wave, salt=3)
 
+    def _ask(self, questions: dict[str, str], wave: int) -> dict[str, Completion]:
+        """The model's greedy reply to each distinct question, keyed like `questions`."""
+        distinct = list(dict.fromkeys(questions.values()))
+        replies = self.ctx.ask(
+            [STEP_PROMPT.format(expression=q) for q in distinct],
+            wave,
+            salt=6,
+            stop_at_answer=True,
+            temperature=0.0,
+            max_new_tokens=STEP_MAX_NEW_TOKENS,
+        )
+        by_question = dict(zip(distinct, replies, strict=True))
+        return {key: by_question[q] for key, q in questions.items()}
+
     def _step_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
         steps = [written_steps(visible_solution(c)) for c in candidates]
         chains = {e: _TOKEN.findall(e) for per in steps for e, _ in per}
@@ -78,6 +92,7 @@ class FactualityStage:
         # a step mixing + or - with * or / is not checked.
         chains = {e: t for e, t in chains.items() if len({op in "+-" for op in t[1::2]}) == 1}
         value: dict[str, str | None] = {e: t[0] for e, t in chains.items()}
+        before_last = dict(value)
         asked: dict[str, list[Completion]] = {e: [] for e in chains}
         for k in range(1, max((len(t) for t in chains.values()), default=1), 2):
             questions = {
@@ -85,24 +100,21 @@ class FactualityStage:
                 for e, t in chains.items()
                 if k < len(t) and value[e] is not None
             }
-            distinct = list(dict.fromkeys(questions.values()))
-            replies = dict(
-                zip(
-                    distinct,
-                    self.ctx.ask(
-                        [STEP_PROMPT.format(expression=q) for q in distinct],
-                        wave,
-                        salt=6,
-                        stop_at_answer=True,
-                        temperature=0.0,
-                        max_new_tokens=STEP_MAX_NEW_TOKENS,
-                    ),
-                    strict=True,
-                )
-            )
-            for e, q in questions.items():
-                asked[e].append(replies[q])
-                value[e] = extract_answer(replies[q].text, strict=True)
+            for e, reply in self._ask(questions, wave).items():
+                before_last[e] = value[e]
+                asked[e].append(reply)
+                value[e] = extract_answer(reply.text, strict=True)
+        # Lenient on doubt: the model said 60 to "48 + 22" and 70 to "22 + 48". A last + or *
+        # is also asked the other way round, and either answer may confirm the step.
+        swapped = {
+            e: f"{t[-1]} {t[-2]} {before_last[e]}"
+            for e, t in chains.items()
+            if t[-2] in "+*" and before_last[e] is not None and value[e] is not None
+        }
+        other: dict[str, str | None] = {}
+        for e, reply in self._ask(swapped, wave).items():
+            asked[e].append(reply)
+            other[e] = extract_answer(reply.text, strict=True)
         votes, charged = [], set()
         for c, per in zip(candidates, steps, strict=True):
             lines, wrong, used = [], 0, []
@@ -110,10 +122,11 @@ class FactualityStage:
                 if expression not in chains:
                     lines.append(f"{expression} = {stated}: mixed operations, not checked")
                     continue
-                own = value[expression]
-                ok = answers_match(own, stated)
+                own = [value[expression], other.get(expression)]
+                ok = any(answers_match(a, stated) for a in own)
                 wrong += not ok
-                lines.append(f"{expression} = {stated}: model says {own}{'' if ok else ' (X)'}")
+                said = " / ".join(str(a) for a in dict.fromkeys(own) if a is not None) or "None"
+                lines.append(f"{expression} = {stated}: model says {said}{'' if ok else ' (X)'}")
                 if expression not in charged:
                     charged.add(expression)
                     used += asked[expression]
