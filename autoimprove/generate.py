@@ -25,10 +25,10 @@ from autoimprove.context import RoundContext
 from autoimprove.evaluate import heldout_ngrams
 from autoimprove.faults import fault_point
 from autoimprove.seeds import load_pool, sample_seeds
+from autoimprove.types import Candidate, Completion, Sampling, Seed
 
 if TYPE_CHECKING:
     from autoimprove.backends.hf import HFBackend
-from autoimprove.types import Candidate, Completion, Sampling, Seed
 
 STEP = "generate"
 
