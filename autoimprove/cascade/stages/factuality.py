@@ -5,8 +5,10 @@
 - `steps`: every arithmetic step the solution writes out ("21 - 2 = 20", "3 \\times 7 = 21") is
   put to the model again on its own ("Compute 21 - 2.", greedy), and the candidate passes only if
   the model's own result for every step is the one the solution states. A chain ("27 + 36 + 18")
-  is asked one operation at a time, each on the model's own previous result; a step that mixes
-  + or - with * or / is not checked. No tool computes anything: the model checks its own steps,
+  is asked one operation at a time, each on the model's own previous result, and a last + or *
+  also the other way round: either answer may confirm the step (lenient on doubt; the model
+  said 60 to "48 + 22" and 70 to "22 + 48"). A step that mixes + or - with * or / is not
+  checked. No tool computes anything: the model checks its own steps,
   one small question at a time, which a 0.5B model does far better than judging a whole
   solution. A solution with no written-out step passes (nothing to refute). A question several
   candidates share is asked once.
