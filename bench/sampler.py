@@ -27,6 +27,7 @@ import copy
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,21 +93,18 @@ def main() -> None:
         return (probs / noise[live]).argmax(dim=-1)
 
     def pad(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(x) for x in ids)
-        return (
-            torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids]),
-            torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids]),
-        )
+        return hf.left_pad(ids, tok.pad_token_id)
 
     def run(shared: bool) -> dict:
         tokens = right = 0
         for start in range(0, len(rows), args.batch):
             batch = rows[start : start + args.batch]
             if shared:
-                order = list(dict.fromkeys(i for i, _ in batch))
-                input_ids, attention = pad([encoded[i] for i in order])
-                copies = [sum(1 for i, _ in batch if i == p) for p in order]
-                out = backend.decode(input_ids, attention, sampling, seed=start, copies=copies)
+                copies = Counter(i for i, _ in batch)
+                input_ids, attention = pad([encoded[i] for i in copies])
+                out = backend.decode(
+                    input_ids, attention, sampling, seed=start, copies=list(copies.values())
+                )
             else:
                 input_ids, attention = pad([encoded[i] for i, _ in batch])
                 out = backend.decode(input_ids, attention, sampling, seed=start)

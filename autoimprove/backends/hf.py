@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import torch
@@ -109,6 +110,15 @@ def load_model(
     return model, tokenizer
 
 
+def left_pad(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows left-padded to one width, and their attention mask."""
+    width = max(len(x) for x in ids)
+    return (
+        torch.tensor([[pad_id] * (width - len(x)) + x for x in ids]),
+        torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids]),
+    )
+
+
 class HFBackend:
     """Batched transformers generation over chat conversations."""
 
@@ -156,13 +166,11 @@ class HFBackend:
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             # A conversation's n rows share one prompt: encode it once, copy its KV cache.
-            prompts = list(dict.fromkeys(i for i, _ in batch))
-            ids = [encoded[i] for i in prompts]
-            width = max(len(x) for x in ids)
-            input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids])
-            attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-            copies = [sum(1 for i, _ in batch if i == p) for p in prompts]
-            generated = self.decode(input_ids, attention, sampling, seed=start, copies=copies)
+            copies = Counter(i for i, _ in batch)  # insertion order = the batch's order
+            input_ids, attention = left_pad([encoded[i] for i in copies], pad_id)
+            generated = self.decode(
+                input_ids, attention, sampling, seed=start, copies=list(copies.values())
+            )
             for (i, j), row in zip(batch, generated, strict=True):
                 text = self.tokenizer.decode(row, skip_special_tokens=True)
                 out[i][j] = Completion(text.strip(), len(encoded[i]), len(row))

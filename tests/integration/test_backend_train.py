@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load_file
 
 from autoimprove.backends.base import user_turn
-from autoimprove.backends.hf import HFBackend
+from autoimprove.backends.hf import HFBackend, left_pad
 from autoimprove.policy import parse_policy
 from autoimprove.train import resume_point, train_adapter
 from autoimprove.types import ModelRef, Sampling
@@ -43,11 +43,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model_dir):
 
 def _batch(backend: HFBackend, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     ids = [backend.tokenizer(backend.render(user_turn(p)))["input_ids"] for p in prompts]
-    width = max(len(x) for x in ids)
-    pad = backend.tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
-    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-    return input_ids, attention
+    return left_pad(ids, backend.tokenizer.pad_token_id)
 
 
 def test_decode_matches_transformers_generate(tiny_model_dir):
