@@ -1,0 +1,126 @@
+"""Benchmark: training settings (lr, epochs, LoRA rank) replayed on a finished round's rows.
+
+Takes a workspace whose round R trained on the base model and was scored by the gate. For each
+`--set` (comma-separated dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`)
+it retrains R's adapter on R's own training rows (same base, same training seed, R's policy with
+those fields changed and validated) and scores it greedily on the same held-out items as R's
+candidate. Reports, per setting, training steps and time, pass@1 and the exact McNemar test
+against R's champion and against R's own candidate. Writes bench/out/training-<stamp>.json.
+
+    python bench/training.py /tmp/issue6c/ws --round 2 \
+        --set training.learning_rate=3e-4 --set training.learning_rate=1e-3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def overridden(policy_json: str, assignments: str):  # noqa: ANN201 - autoimprove.policy.Policy
+    """The round's policy with `a.b=value,...` applied (values parsed as YAML scalars)."""
+    import yaml
+
+    from autoimprove.policy import Policy
+
+    data = json.loads(policy_json)
+    for assignment in filter(None, assignments.split(",")):
+        dotted, _, value = assignment.partition("=")
+        *parents, leaf = dotted.strip().split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        assert leaf in node, f"{dotted}: no such policy field"
+        node[leaf] = yaml.safe_load(value)
+    return Policy.model_validate(data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workspace")
+    parser.add_argument("--round", type=int, required=True)
+    parser.add_argument("--set", action="append", required=True, dest="settings")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+    from results import paired, provenance, save
+
+    from autoimprove.basemodel import resolve_base
+    from autoimprove.context import RoundContext, Workspace
+    from autoimprove.evaluate import evaluate_model
+    from autoimprove.store import Store
+    from autoimprove.train import train_adapter
+    from autoimprove.trainset import training_set
+    from autoimprove.types import ModelRef
+    from autoimprove.verify import load_accepted
+
+    ws = Workspace(Path(args.workspace))
+    store = Store(ws.state_db)
+    row = store.get_round(args.round)
+    assert row is not None, f"no round {args.round}"
+    assert row.parent_version is None, "replays a round on the base model (no adapter to fetch)"
+
+    def items(model: str) -> dict[str, bool]:
+        return {r.item_id: bool(r.correct) for r in store.eval_items(args.round, model)}
+
+    champ, own = items("champion"), items("candidate")
+    results = []
+    for setting in args.settings:
+        policy = overridden(row.policy_json, setting)
+        base = resolve_base(policy)
+        champion = ModelRef(str(base), None, None)
+        ctx = RoundContext(args.round, policy, ws, store, base, champion)
+        rows, origin = training_set(ctx, load_accepted(ctx))
+        scratch = Path(tempfile.mkdtemp(prefix="training-"))
+        started = time.perf_counter()
+        stats = train_adapter(champion, rows, policy, scratch / "adapter", scratch / "ckpt")
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        scored = evaluate_model(
+            ModelRef(str(base), str(scratch / "adapter"), None),
+            policy.evaluation,
+            policy.model.dtype,
+            policy.model.system_prompt,
+        )
+        eval_seconds = time.perf_counter() - started
+        shutil.rmtree(scratch, ignore_errors=True)
+        new = dict(zip(scored.item_ids, scored.correct, strict=True))
+        result = {
+            "set": setting,
+            "rows": origin,
+            "train_steps": stats["train_steps"],
+            "loss_first": stats["loss_first"],
+            "loss_last": stats["loss_last"],
+            "train_seconds": round(train_seconds, 1),
+            "eval_seconds": round(eval_seconds, 1),
+            "pass_at_1": sum(new.values()) / len(new),
+            "correct": sum(new.values()),
+            "n": len(new),
+            "vs_champion": paired(champ, new),
+            "vs_round_candidate": paired(own, new),
+        }
+        print(json.dumps(result), flush=True)
+        results.append(result)
+
+    out = {
+        "bench": "training",
+        **provenance(),
+        "workspace": str(ws.root),
+        "round": args.round,
+        "champion_correct": sum(champ.values()),
+        "round_candidate_correct": sum(own.values()),
+        "n": len(champ),
+        "settings": results,
+    }
+    print(json.dumps(out, indent=1))
+    print("written to", save("training", out))
+
+
+if __name__ == "__main__":
+    main()
