@@ -150,7 +150,7 @@ def round_cmd(policy: PolicyOpt, workspace: WorkspaceOpt, as_json: JsonOpt = Fal
                     "run `round` again for a new one",
                     highlight=False,
                 )
-                controller.store.add_event("resume", f"round {round_id} from {row.progress}")
+                controller.store.add_resume_event(row)
             else:
                 round_id = controller.start_round(loaded)
             with bars:

@@ -130,7 +130,7 @@ class Daemon:
         """Finish rounds a previous daemon left; False when `rounds` is already satisfied."""
         for row in self.store.unfinished_rounds():
             assert row.id is not None
-            self.store.add_event("resume", f"round {row.id} from {row.progress}")
+            self.store.add_resume_event(row)
             self._drive(row.id)
             if self.rounds is not None and self.completed >= self.rounds:
                 return False

@@ -397,6 +397,10 @@ class Store:
             s.add(DaemonEvent(kind=kind, message=message))
             s.commit()
 
+    def add_resume_event(self, row: RoundRow) -> None:
+        """Note that an unfinished round is being driven again (by `round` or the daemon)."""
+        self.add_event("resume", f"round {row.id} from {row.progress}")
+
     def events(self, kind: str | None = None, limit: int = 50) -> list[DaemonEvent]:
         with Session(self.engine) as s:
             query = select(DaemonEvent)

@@ -69,6 +69,10 @@ def test_round_resumes_an_unfinished_round_before_starting_a_new_one(two_rounds)
     states = sqlite3.connect(ws / "state.db").execute("select id, state from rounds").fetchall()
     assert [i for i, _ in states] == [1, 2]
     assert all(state in {"PROMOTED", "REJECTED"} for _, state in states), states
+    resumed = sqlite3.connect(ws / "state.db").execute(
+        "select message from events where kind = 'resume'"
+    )
+    assert [m for (m,) in resumed] == ["round 1 from PENDING"]
 
 
 def test_round_trains_evaluates_and_registers(two_rounds):

@@ -45,8 +45,9 @@ _STEP = re.compile(
 
 # Measured on the embedded 0.5B model, greedy: "What is 21 - 2? Reply with only: The answer
 # is N." got the letter N back; this wording got 19. It also got 48 + 64 + 32 wrong (132) and
-# 48 + 64 then 112 + 32 right, so a chain is asked one operation at a time.
-STEP_PROMPT = 'Compute {expression}. Finish with "The answer is N".'
+# 48 + 64 then 112 + 32 right, so a chain is asked one operation at a time. The question is
+# `cascade/prompts/factuality_step.txt`.
+STEP_PROMPT = load_prompt("factuality_step").strip()
 STEP_MAX_NEW_TOKENS = 24
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/]")
 
