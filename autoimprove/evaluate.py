@@ -21,12 +21,14 @@ missing. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,8 +126,10 @@ def _samples(
     system_prompt: str | None,
     gen_kwargs: dict,
     overrides: dict | None = None,
+    items: range | None = None,
 ) -> list[dict]:
-    """lm-eval's logged samples of `task` (optionally with config overrides), by doc id."""
+    """lm-eval's logged samples of `task` (optionally with config overrides), by doc id: the
+    first `evaluation.limit` docs, or the docs `items` names."""
     from lm_eval import simple_evaluate
 
     spec: str | dict = task
@@ -140,7 +144,8 @@ def _samples(
         model=lm,
         tasks=[spec],
         task_manager=_task_manager(evaluation, task),
-        limit=evaluation.limit,
+        limit=evaluation.limit if items is None else None,
+        samples=None if items is None else {task: list(items)},
         log_samples=True,
         apply_chat_template=True,
         system_instruction=system_prompt,
@@ -181,6 +186,7 @@ def _hf_samples(
     system_prompt: str | None,
     gen: dict,
     overrides: dict | None = None,
+    items: range | None = None,
 ) -> tuple[list[dict], Any]:
     """lm-eval's samples for the model through its `hf` class (in memory, finished rows pruned
     from generation: `backends/lm_eval_hf.py`), and the tokenizer."""
@@ -189,7 +195,7 @@ def _hf_samples(
 
     model, tokenizer = loaded or load_model(ref, dtype)
     lm = PrunedHFLM(model, tokenizer, batch_size=evaluation.batch_size)
-    return _samples(lm, evaluation, task, system_prompt, gen, overrides), tokenizer
+    return _samples(lm, evaluation, task, system_prompt, gen, overrides, items), tokenizer
 
 
 def evaluate_model(
@@ -199,11 +205,15 @@ def evaluate_model(
     system_prompt: str | None,
     task: str | None = None,
     loaded: tuple | None = None,
+    items: range | None = None,
 ) -> EvalResult:
-    """Greedy pass@1 of one model (one call per question) on a task, per item."""
+    """Greedy pass@1 of one model (one call per question) on a task, per item (the first
+    `evaluation.limit` items, or the ones `items` names)."""
     task = task or evaluation.task
     gen = {"max_gen_toks": evaluation.max_new_tokens, "do_sample": False}
-    samples, tokenizer = _hf_samples(ref, loaded, dtype, evaluation, task, system_prompt, gen)
+    samples, tokenizer = _hf_samples(
+        ref, loaded, dtype, evaluation, task, system_prompt, gen, items=items
+    )
     tokens = [len(tokenizer(str(s["resps"][0][0]))["input_ids"]) for s in samples]
     return _result(task, samples, [1] * len(samples), tokens)
 
@@ -289,6 +299,21 @@ def eval_result(task: str, rows: list[dict]) -> EvalResult:
         responses=tuple(str(r["response"]) for r in rows),
         calls=tuple(int(r.get("calls", 1)) for r in rows),
         tokens=tuple(int(r.get("tokens", 0)) for r in rows),
+    )
+
+
+def first_items(result: EvalResult, n: int) -> EvalResult:
+    """`result` on its first `n` items: a candidate stopped early is compared on those."""
+    correct = result.correct[:n]
+    return dataclasses.replace(
+        result,
+        n=len(correct),
+        pass_at_1=sum(correct) / len(correct) if correct else 0.0,
+        item_ids=result.item_ids[:n],
+        correct=correct,
+        responses=result.responses[:n],
+        calls=result.calls[:n],
+        tokens=result.tokens[:n],
     )
 
 
@@ -425,10 +450,76 @@ def seed_cache_from_candidate(
     return filed
 
 
+def _seal(folder: Path, rows: list[dict], stats: dict) -> None:
+    with atomic_dir(folder) as out:
+        write_jsonl(out / "items.jsonl", rows)
+        (out / "stats.json").write_text(json.dumps(stats))
+
+
+def _stats(folder: Path) -> dict:
+    return json.loads((folder / "stats.json").read_text())
+
+
+def _won_lost(champion: list[dict], candidate: list[dict]) -> tuple[int, int]:
+    """Items only the candidate got right, items only the champion got right (same ids)."""
+    old = {r["item_id"]: bool(r["correct"]) for r in champion}
+    won = sum(bool(r["correct"]) and not old[r["item_id"]] for r in candidate)
+    lost = sum(old[r["item_id"]] and not r["correct"] for r in candidate)
+    return won, lost
+
+
+def _candidate_in_two_looks(
+    ctx: RoundContext, spec: Spec, ref: ModelRef, model: Callable[[], tuple], folder: Path
+) -> None:
+    """The candidate's greedy results on the main task under `evaluation.early_stop`: the first
+    `early_stop` items, then, unless it won no more of them than it lost against the champion,
+    the rest. Each look is sealed on its own, so a resume redoes neither."""
+    policy, evaluation = ctx.policy, ctx.policy.evaluation
+    first, limit = evaluation.early_stop, evaluation.limit
+    assert first is not None and limit is not None
+    looks = [("candidate--first", range(first)), ("candidate--rest", range(first, limit))]
+    rows: list[dict] = []
+    seconds = 0.0
+    for name, items in looks:
+        part = ctx.shard_dir(STEP, name)
+        if not is_complete(part):
+            stopping.check()
+            loaded = model()
+            started = time.perf_counter()
+            result = evaluate_model(
+                ref,
+                evaluation,
+                policy.model.dtype,
+                policy.model.system_prompt,
+                spec.task,
+                loaded,
+                items,
+            )
+            _seal(part, _rows(result), {"seconds": time.perf_counter() - started})
+            fault_point(STEP, "after_shard")
+        rows += read_jsonl(part / "items.jsonl")
+        seconds += _stats(part)["seconds"]
+        if items.start == 0:
+            champion = read_jsonl(ctx.shard_dir(STEP, "champion") / "items.jsonl")
+            won, lost = _won_lost(champion, rows)
+            if won <= lost:
+                stop = {"after": first, "of": limit, "won": won, "lost": lost}
+                _seal(folder, rows, {"seconds": seconds, "cached": False, "stopped_early": stop})
+                return
+    _seal(folder, rows, {"seconds": seconds, "cached": False})
+
+
+def stopped_early(ctx: RoundContext) -> dict | None:
+    """The first look's numbers when `evaluation.early_stop` ended the candidate's scoring."""
+    folder = ctx.shard_dir(STEP, "candidate")
+    return _stats(folder).get("stopped_early") if is_complete(folder) else None
+
+
 def run(ctx: RoundContext) -> dict:
     """Run every planned evaluation (each sealed as a shard, so a resume skips finished ones);
     champion-side results come from the workspace's eval cache when the champion, task and
-    settings are unchanged since an earlier round."""
+    settings are unchanged since an earlier round. Under `evaluation.early_stop` the
+    candidate is scored in two looks, and a stop at the first skips its guard tasks."""
     from autoimprove.backends.hf import load_model
     from autoimprove.train import adapter_dir
 
@@ -439,9 +530,16 @@ def run(ctx: RoundContext) -> dict:
     }
     specs = plan(policy)
     loaded: dict[str, tuple] = {}
+
+    def model_for(side: str) -> tuple:
+        if side not in loaded:
+            loaded.clear()  # one model in memory at a time
+            loaded[side] = load_model(refs[side], policy.model.dtype)
+        return loaded[side]
+
     for spec in specs:
         folder = ctx.shard_dir(STEP, spec.folder)
-        if is_complete(folder):
+        if is_complete(folder) or (spec.side == "candidate" and stopped_early(ctx)):
             continue
         cache = None
         if spec.side == "champion":
@@ -449,20 +547,23 @@ def run(ctx: RoundContext) -> dict:
             if is_complete(cache):
                 _copy_sealed(cache, folder, {"cached": True})
                 continue
+        if spec.name == "candidate" and policy.evaluation.early_stop is not None:
+            _candidate_in_two_looks(
+                ctx, spec, refs["candidate"], lambda: model_for("candidate"), folder
+            )
+            continue
         stopping.check()
-        if spec.side not in loaded:
-            loaded.clear()  # one model in memory at a time
-            loaded[spec.side] = load_model(refs[spec.side], policy.model.dtype)
         started = time.perf_counter()
-        result = _evaluate(spec, refs[spec.side], policy, loaded[spec.side])
-        seconds = time.perf_counter() - started
-        with atomic_dir(folder) as out:
-            write_jsonl(out / "items.jsonl", _rows(result))
-            (out / "stats.json").write_text(json.dumps({"seconds": seconds, "cached": False}))
+        result = _evaluate(spec, refs[spec.side], policy, model_for(spec.side))
+        _seal(folder, _rows(result), {"seconds": time.perf_counter() - started, "cached": False})
         if cache is not None:
             _copy_sealed(folder, cache)
         fault_point(STEP, "after_shard")
     summary: dict = {"task": policy.evaluation.task, "results": {}, "guards": {}}
+    stop = stopped_early(ctx)
+    if stop:
+        summary["stopped_early"] = stop
+        specs = [s for s in specs if s.side == "champion" or s.name == "candidate"]
     saved = 0.0
     with atomic_dir(ctx.step_dir(STEP)) as out:
         for spec in specs:

@@ -95,6 +95,7 @@ def decide(
     policy: PromotionSection,
     baselines: dict[str, EvalResult] | None = None,
     guards: dict[str, tuple[EvalResult, EvalResult]] | None = None,
+    stopped_early: dict | None = None,
 ) -> GateDecision:
     """Compare candidate to champion on the same items and decide promotion.
 
@@ -102,6 +103,9 @@ def decide(
     pass@1, and lose no more than `guard_tolerance` on any guard task (champion, candidate);
     with `guard_alpha` set, a bigger drop blocks only when exact McNemar on that task's items
     gives p <= guard_alpha (on 48 items one item is 2 points: a raw tolerance is noise there).
+
+    `stopped_early` (evaluation's first-look numbers) means the candidate was scored on its
+    first items only and did not win more than it lost there: rejected, whatever the policy.
     """
     cand_only, champ_only = _discordant(champion, candidate, "champion and candidate")
     baselines = baselines or {}
@@ -129,8 +133,14 @@ def decide(
     beat_ok = beat is None or candidate.pass_at_1 >= beat.pass_at_1
     guard_numbers = {task: _guard_numbers(old, new) for task, (old, new) in guards.items()}
     regressed = sorted(task for task, g in guard_numbers.items() if _regressed(g, policy))
-    promote = gain_ok and significant and beat_ok and not regressed
-    if not gain_ok:
+    promote = gain_ok and significant and beat_ok and not regressed and not stopped_early
+    if stopped_early:
+        reason = (
+            f"Rejected: {numbers}; it won no more items than it lost on this first look, so "
+            f"the other {stopped_early['of'] - stopped_early['after']} items were not scored "
+            "(evaluation.early_stop)."
+        )
+    elif not gain_ok:
         reason = f"Rejected: {numbers} is below min_gain {policy.min_gain:+.3f}."
     elif not significant and p <= policy.alpha:
         reason = f"Rejected: {numbers} is a significant regression."

@@ -239,6 +239,20 @@ class EvaluationSection(_Strict):
     guard_tasks: list[str] = []
     """More lm-eval tasks champion and candidate are both scored on; the candidate must not
     regress on any by more than `promotion.guard_tolerance`."""
+    early_stop: int | None = Field(None, ge=1)
+    """Score the candidate on the first `early_stop` items first. When it has not won more of
+    them than it lost against the champion, the other items and its guard tasks are not scored
+    and the gate rejects it. Only a futility stop: a promotion is still tested on all `limit`
+    items, so it never makes a promotion easier. None = score every item."""
+
+    @model_validator(mode="after")
+    def _early_stop_below_limit(self) -> EvaluationSection:
+        if self.early_stop is not None and (self.limit is None or self.early_stop >= self.limit):
+            raise ValueError(
+                f"early_stop ({self.early_stop}) must be below limit ({self.limit}): the first "
+                "look has to leave items to score"
+            )
+        return self
 
 
 class PromotionSection(_Strict):

@@ -29,7 +29,7 @@ from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
-from autoimprove.evaluate import load_results, seed_cache_from_candidate
+from autoimprove.evaluate import first_items, load_results, seed_cache_from_candidate
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store
@@ -302,18 +302,22 @@ class Controller:
         if RoundState.reached(self._row(round_id).progress, RoundState.DECIDED):
             return
         fault_point("decide", "before")
-        results = load_results(
-            self._step_dir(round_id, "evaluate"), self._summary(round_id, "evaluate")
-        )
+        summary = self._summary(round_id, "evaluate")
+        results = load_results(self._step_dir(round_id, "evaluate"), summary)
         baselines: dict[str, EvalResult] = {
             k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
         }
+        stopped = summary.get("stopped_early")
         guards = {
             task: (results[f"guard/{task}/champion"], results[f"guard/{task}/candidate"])
             for task in policy.evaluation.guard_tasks
+            if not stopped
         }
+        champion, candidate = results["champion"], results["candidate"]
+        if stopped:  # the candidate has its first look's items only; compare on those
+            champion = first_items(champion, candidate.n)
         decision = gate.decide(
-            results["champion"], results["candidate"], policy.promotion, baselines, guards
+            champion, candidate, policy.promotion, baselines, guards, stopped_early=stopped
         )
         self.store.commit_step(
             round_id,

@@ -57,6 +57,7 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
             "task": ev.get("task"),
             **{name: ev.get(name) for name in EVALUATIONS},
             "guards": ev.get("guards") or {},
+            "stopped_early": ev.get("stopped_early"),
             "p_value": (summary.get("gate") or {}).get("p_value"),
             "seconds_saved_by_cache": ev.get("eval_seconds_saved_by_cache"),
         },
@@ -104,11 +105,18 @@ def summary_table(d: dict) -> Table:
             f"{result['pass_at_1']:.3f}{interval} on {result['n']} items of {ev['task']}"
             f"{cost}{cached}",
         )
+    stop = ev.get("stopped_early")
+    if stop:
+        table.add_row(
+            "stopped early",
+            f"after {stop['after']} of {stop['of']} items: {stop['won']} won / {stop['lost']} lost",
+        )
     for task, sides in (ev.get("guards") or {}).items():
+        scored = sides.get("candidate")
         table.add_row(
             f"guard {task}",
             f"champion {sides['champion']['pass_at_1']:.3f} → candidate "
-            f"{sides['candidate']['pass_at_1']:.3f}",
+            + (f"{scored['pass_at_1']:.3f}" if scored else "not scored (stopped early)"),
         )
     if ev.get("p_value") is not None:
         table.add_row("paired test p", f"{ev['p_value']:.3g}")

@@ -30,6 +30,22 @@ def test_lm_eval_scores_per_item_on_the_local_task(answering_model_dir):
     assert result.pass_at_1 == sum(expected.values()) / 12
 
 
+def test_a_window_of_items_is_scored_like_those_items_of_the_whole(answering_model_dir):
+    # evaluation.early_stop scores the candidate as items 0..3, then 4..7: the two looks must
+    # be exactly the whole evaluation's items, in order.
+    evaluation = EvaluationSection(limit=8, batch_size=8, max_new_tokens=12)
+    ref = ModelRef(str(answering_model_dir))
+    whole = evaluate_model(ref, evaluation, "float32", None)
+    looks = [
+        evaluate_model(ref, evaluation, "float32", None, items=items)
+        for items in (range(0, 4), range(4, 8))
+    ]
+    assert [r.n for r in looks] == [4, 4]
+    assert looks[0].item_ids + looks[1].item_ids == whole.item_ids
+    assert looks[0].correct + looks[1].correct == whole.correct
+    assert looks[0].responses + looks[1].responses == whole.responses
+
+
 def test_the_transfer_task_is_a_separate_local_task(answering_model_dir):
     evaluation = EvaluationSection(limit=8, batch_size=8, max_new_tokens=12)
     result = evaluate_model(

@@ -168,3 +168,14 @@ def test_guard_items_must_match():
             {},
             {"t": (result([True]), result([True, True]))},
         )
+
+
+def test_a_candidate_stopped_early_is_rejected_even_by_a_lenient_policy():
+    # A tie on the first look: alpha 1 and a negative min_gain would pass it on all items,
+    # but a candidate scored on the first look only must never be promoted.
+    same = result([True, False] * 10)
+    stop = {"after": 20, "of": 40, "won": 0, "lost": 0}
+    d = decide(same, same, PromotionSection(min_gain=-1.0, alpha=1.0), stopped_early=stop)
+    assert not d.promote
+    assert "the other 20 items were not scored" in d.reason and "early_stop" in d.reason
+    assert d.n == 20

@@ -153,3 +153,18 @@ registry: {model_name: t}
             text.replace("factuality", "correctness").replace("votes: 2", "votes: 1"),
             folder=tmp_path,
         )
+
+
+def test_early_stop_must_leave_items_after_the_first_look(tmp_path):
+    from autoimprove.policy import PolicyError, parse_policy
+
+    text = """
+seeds: {pool: x.jsonl}
+cascade: {stages: [{type: correctness, mode: pool, votes: 2}]}
+evaluation: {limit: 48, early_stop: 48}
+registry: {model_name: t}
+"""
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, folder=tmp_path)
+    assert any(e.startswith("evaluation") and "below limit" in e for e in caught.value.errors)
+    assert parse_policy(text.replace("limit: 48", "limit: 96"), folder=tmp_path)
