@@ -174,9 +174,11 @@ def main() -> None:
         ev = shown["eval"]
         pass_at_1 = {}
         if ev.get("champion"):
-            pass_at_1[tasks[0]] = {
-                side: ev[side]["pass_at_1"] for side in ("champion", "candidate")
-            } | {f"{side}_ci95": ev[side]["ci95"] for side in ("champion", "candidate")}
+            pass_at_1[tasks[0]] = (
+                {side: ev[side]["pass_at_1"] for side in ("champion", "candidate")}
+                | {f"{side}_ci95": ev[side]["ci95"] for side in ("champion", "candidate")}
+                | {f"{side}_n": ev[side]["n"] for side in ("champion", "candidate")}
+            )
         for task, sides in (ev.get("guards") or {}).items():
             pass_at_1[task] = {side: sides[side]["pass_at_1"] for side in sides} | {
                 f"{side}_ci95": sides[side].get("ci95") for side in sides
@@ -207,6 +209,13 @@ def main() -> None:
             else None,
             "step_wall_seconds": shown["wall_seconds"],
             "pass_at_1": pass_at_1,
+            # The gate's paired numbers; under evaluation.early_stop a stopped candidate has
+            # only the first look's items, so its pass@1 is not on the champion's items.
+            "gate": {
+                k: (shown.get("gate") or {}).get(k)
+                for k in ("n", "candidate_only_correct", "champion_only_correct")
+            },
+            "stopped_early": ev.get("stopped_early"),
             "version": shown["model_version"],
         }
         per_round.append(entry)
