@@ -15,7 +15,9 @@ in-memory model, with the backend's decode loop under its `generate` (`autoimpro
 correctness is kept for the gate's paired test. This module is also the only reader of held-out
 items, which it exposes to seed decontamination as n-grams only. Each model's results are
 sealed as they finish (`work/evaluate/<model>/`), so a resumed step evaluates only what is
-missing. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item),
+missing. Under `evaluation.early_stop` the candidate is scored in two looks (each sealed): a
+candidate not ahead of the champion on the first is not scored further, and the summary says
+`stopped_early`. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item),
 `evaluate/summary.json`.
 """
 
