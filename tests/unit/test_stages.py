@@ -196,3 +196,19 @@ def test_factuality_steps_rejects_a_step_the_model_recomputes_differently():
         "22 + 48",
     }
     assert [v.calls for v in votes] == [3, 0, 0, 3, 2]
+
+
+def test_factuality_steps_charges_a_shared_question_once():
+    backend = ScriptedBackend(
+        lambda prompt, s: "The answer is {:g}.".format(
+            eval(re.search(r"Compute (.+?)\. Finish", prompt).group(1))
+        )
+    )
+    stage = build_stage("factuality", "steps", ctx(backend))
+    alone = Candidate("s", 0, "q", "48 + 22 = 70. The answer is 70.")
+    chain = Candidate("t", 0, "q", "48 + 22 + 5 = 75. The answer is 75.")
+    votes = stage.judge([alone, chain], wave=0)
+    assert all(v.accept for v in votes)
+    # Asked: 48 + 22, 22 + 48 (alone's last +), 70 + 5 and 5 + 70 (the chain's).
+    assert len(backend.calls) == 4
+    assert sum(v.calls for v in votes) == 4 and [v.calls for v in votes] == [2, 2]

@@ -118,7 +118,8 @@ class FactualityStage:
         for e, reply in self._ask(swapped, wave).items():
             asked[e].append(reply)
             other[e] = extract_answer(reply.text, strict=True)
-        votes, charged = [], set()
+        votes: list[Vote] = []
+        charged: set[int] = set()
         for c, per in zip(candidates, steps, strict=True):
             lines, wrong, used = [], 0, []
             for expression, stated in per:
@@ -130,9 +131,11 @@ class FactualityStage:
                 wrong += not ok
                 said = " / ".join(str(a) for a in dict.fromkeys(own) if a is not None) or "None"
                 lines.append(f"{expression} = {stated}: model says {said}{'' if ok else ' (X)'}")
-                if expression not in charged:
-                    charged.add(expression)
-                    used += asked[expression]
+                # A question two expressions share ("48 + 22" alone and as the start of
+                # "48 + 22 + 5") was asked once: charged once, to the first vote that used it.
+                fresh = [r for r in asked[expression] if id(r) not in charged]
+                charged.update(id(r) for r in fresh)
+                used += fresh
             cost = Completion(
                 "", sum(r.prompt_tokens for r in used), sum(r.completion_tokens for r in used)
             )
