@@ -1,12 +1,14 @@
-"""Benchmark: training settings (lr, epochs, LoRA rank) replayed on a finished round's rows.
+"""Benchmark: training settings (lr, epochs, rank, data) replayed on a finished round's rows.
 
 Takes a workspace whose round R trained on the base model and was scored by the gate. For each
 `--set` (comma-separated dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`)
-it retrains R's adapter on R's own training rows (same base, same training seed, R's policy with
-those fields changed and validated) and scores it greedily on the same held-out items as R's
+it retrains R's adapter on the rows R's policy, so changed and validated, trains on (R's own;
+with `training.data=since_champion` also the carried ones), from the same base with the same
+training seed, and scores it greedily on the same held-out items as R's
 candidate. Reports, per setting, training steps and time, pass@1 and the exact McNemar test
 against R's champion and against R's own candidate. Writes bench/out/training-<stamp>.json.
 
+    python bench/training.py /tmp/issue6c/ws --round 2 --set training.data=since_champion
     python bench/training.py /tmp/issue6c/ws --round 2 \
         --set training.learning_rate=3e-4 --set training.learning_rate=1e-3
 """
