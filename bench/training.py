@@ -4,9 +4,9 @@ Takes a workspace whose round R trained on the base model and was scored by the 
 `--set` (comma-separated dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`)
 it retrains R's adapter on the rows R's policy, so changed and validated, trains on (R's own;
 with `training.data=since_champion` also the carried ones), from the same base with the same
-training seed, and scores it greedily on the same held-out items as R's
-candidate. Reports, per setting, training steps and time, pass@1 and the exact McNemar test
-against R's champion and against R's own candidate. Writes bench/out/training-<stamp>.json.
+training seed, and scores it greedily on the same held-out items as R's candidate. Reports,
+per setting, training steps and time, pass@1 and the exact McNemar test against R's champion
+and against R's own candidate. Writes bench/out/training-<stamp>.json.
 
     python bench/training.py /tmp/issue6c/ws --round 2 --set training.data=since_champion
     python bench/training.py /tmp/issue6c/ws --round 2 \
