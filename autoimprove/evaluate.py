@@ -23,14 +23,12 @@ candidate not ahead of the champion on the first is not scored further, and the 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -277,7 +275,7 @@ def evaluate_uq_ttc(
     )
 
 
-def _rows(result: EvalResult) -> list[dict]:
+def rows_of(result: EvalResult) -> list[dict]:
     calls = result.calls or (1,) * result.n
     tokens = result.tokens or (0,) * result.n
     return [
@@ -301,21 +299,6 @@ def eval_result(task: str, rows: list[dict]) -> EvalResult:
         responses=tuple(str(r["response"]) for r in rows),
         calls=tuple(int(r.get("calls", 1)) for r in rows),
         tokens=tuple(int(r.get("tokens", 0)) for r in rows),
-    )
-
-
-def first_items(result: EvalResult, n: int) -> EvalResult:
-    """`result` on its first `n` items: a candidate stopped early is compared on those."""
-    correct = result.correct[:n]
-    return dataclasses.replace(
-        result,
-        n=len(correct),
-        pass_at_1=sum(correct) / len(correct) if correct else 0.0,
-        item_ids=result.item_ids[:n],
-        correct=correct,
-        responses=result.responses[:n],
-        calls=result.calls[:n],
-        tokens=result.tokens[:n],
     )
 
 
@@ -452,69 +435,14 @@ def seed_cache_from_candidate(
     return filed
 
 
-def _seal(folder: Path, rows: list[dict], stats: dict) -> None:
+def seal(folder: Path, rows: list[dict], stats: dict) -> None:
     with atomic_dir(folder) as out:
         write_jsonl(out / "items.jsonl", rows)
         (out / "stats.json").write_text(json.dumps(stats))
 
 
-def _stats(folder: Path) -> dict:
+def read_stats(folder: Path) -> dict:
     return json.loads((folder / "stats.json").read_text())
-
-
-def _won_lost(champion: list[dict], candidate: list[dict]) -> tuple[int, int]:
-    """Items only the candidate got right, items only the champion got right (same ids)."""
-    old = {r["item_id"]: bool(r["correct"]) for r in champion}
-    won = sum(bool(r["correct"]) and not old[r["item_id"]] for r in candidate)
-    lost = sum(old[r["item_id"]] and not r["correct"] for r in candidate)
-    return won, lost
-
-
-def _candidate_in_two_looks(
-    ctx: RoundContext, spec: Spec, ref: ModelRef, model: Callable[[], tuple], folder: Path
-) -> None:
-    """The candidate's greedy results on the main task under `evaluation.early_stop`: the first
-    `early_stop` items, then, unless it won no more of them than it lost against the champion,
-    the rest. Each look is sealed on its own, so a resume redoes neither."""
-    policy, evaluation = ctx.policy, ctx.policy.evaluation
-    first, limit = evaluation.early_stop, evaluation.limit
-    assert first is not None and limit is not None
-    looks = [("candidate--first", range(first)), ("candidate--rest", range(first, limit))]
-    rows: list[dict] = []
-    seconds = 0.0
-    for name, items in looks:
-        part = ctx.shard_dir(STEP, name)
-        if not is_complete(part):
-            stopping.check()
-            loaded = model()
-            started = time.perf_counter()
-            result = evaluate_model(
-                ref,
-                evaluation,
-                policy.model.dtype,
-                policy.model.system_prompt,
-                spec.task,
-                loaded,
-                items,
-            )
-            _seal(part, _rows(result), {"seconds": time.perf_counter() - started})
-            fault_point(STEP, "after_shard")
-        rows += read_jsonl(part / "items.jsonl")
-        seconds += _stats(part)["seconds"]
-        if items.start == 0:
-            champion = read_jsonl(ctx.shard_dir(STEP, "champion") / "items.jsonl")
-            won, lost = _won_lost(champion, rows)
-            if won <= lost:
-                stop = {"after": first, "of": limit, "won": won, "lost": lost}
-                _seal(folder, rows, {"seconds": seconds, "cached": False, "stopped_early": stop})
-                return
-    _seal(folder, rows, {"seconds": seconds, "cached": False})
-
-
-def stopped_early(ctx: RoundContext) -> dict | None:
-    """The first look's numbers when `evaluation.early_stop` ended the candidate's scoring."""
-    folder = ctx.shard_dir(STEP, "candidate")
-    return _stats(folder).get("stopped_early") if is_complete(folder) else None
 
 
 def run(ctx: RoundContext) -> dict:
@@ -523,6 +451,7 @@ def run(ctx: RoundContext) -> dict:
     settings are unchanged since an earlier round. Under `evaluation.early_stop` the
     candidate is scored in two looks, and a stop at the first skips its guard tasks."""
     from autoimprove.backends.hf import load_model
+    from autoimprove.early_stop import candidate_in_two_looks, stopped_early
     from autoimprove.train import adapter_dir
 
     policy = ctx.policy
@@ -550,14 +479,14 @@ def run(ctx: RoundContext) -> dict:
                 _copy_sealed(cache, folder, {"cached": True})
                 continue
         if spec.name == "candidate" and policy.evaluation.early_stop is not None:
-            _candidate_in_two_looks(
+            candidate_in_two_looks(
                 ctx, spec, refs["candidate"], lambda: model_for("candidate"), folder
             )
             continue
         stopping.check()
         started = time.perf_counter()
         result = _evaluate(spec, refs[spec.side], policy, model_for(spec.side))
-        _seal(folder, _rows(result), {"seconds": time.perf_counter() - started, "cached": False})
+        seal(folder, rows_of(result), {"seconds": time.perf_counter() - started, "cached": False})
         if cache is not None:
             _copy_sealed(folder, cache)
         fault_point(STEP, "after_shard")
@@ -572,7 +501,7 @@ def run(ctx: RoundContext) -> dict:
             folder = ctx.shard_dir(STEP, spec.folder)
             rows = read_jsonl(folder / "items.jsonl")
             write_jsonl(out / f"{spec.folder}.jsonl", rows)
-            stats = json.loads((folder / "stats.json").read_text())
+            stats = read_stats(folder)
             shown = {
                 **describe(eval_result(spec.task, rows)),
                 "seconds": round(stats["seconds"], 2),

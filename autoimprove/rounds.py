@@ -29,7 +29,8 @@ from autoimprove import dispatch, gate, stopping
 from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
-from autoimprove.evaluate import first_items, load_results, seed_cache_from_candidate
+from autoimprove.early_stop import first_items
+from autoimprove.evaluate import load_results, seed_cache_from_candidate
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store

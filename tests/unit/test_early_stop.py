@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from autoimprove import evaluate
+from autoimprove import early_stop, evaluate
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.context import RoundContext, Workspace
 from autoimprove.policy import Policy
@@ -52,7 +52,7 @@ def two_looks(ctx: RoundContext, scripted: ScriptedEvaluator, monkeypatch) -> li
     monkeypatch.setattr(evaluate, "evaluate_model", scripted)
     spec = evaluate.Spec("candidate", "autoimprove_arith_heldout", "greedy", "candidate")
     folder = ctx.shard_dir("evaluate", "candidate")
-    evaluate._candidate_in_two_looks(ctx, spec, ModelRef("m"), lambda: ("model",), folder)
+    early_stop.candidate_in_two_looks(ctx, spec, ModelRef("m"), lambda: ("model",), folder)
     assert is_complete(folder)
     return read_jsonl(folder / "items.jsonl")
 
@@ -64,7 +64,7 @@ def test_a_candidate_no_better_on_the_first_look_is_not_scored_further(tmp_path,
     rows = two_looks(ctx, scripted, monkeypatch)
     assert scripted.asked == [range(0, 4)]
     assert [r["item_id"] for r in rows] == ["q0", "q1", "q2", "q3"]
-    assert evaluate.stopped_early(ctx) == {"after": 4, "of": 8, "won": 1, "lost": 2}
+    assert early_stop.stopped_early(ctx) == {"after": 4, "of": 8, "won": 1, "lost": 2}
 
 
 @pytest.mark.parametrize("first", [[True, True, True, False], [True, False, True, True]])
@@ -75,7 +75,7 @@ def test_a_candidate_ahead_on_the_first_look_is_scored_on_every_item(tmp_path, m
     assert scripted.asked == [range(0, 4), range(4, 8)]
     assert [r["item_id"] for r in rows] == [f"q{i}" for i in range(8)]
     assert [r["correct"] for r in rows] == first + [False] * 4
-    assert evaluate.stopped_early(ctx) is None
+    assert early_stop.stopped_early(ctx) is None
 
 
 def test_a_resumed_evaluation_does_not_score_a_sealed_look_again(tmp_path, monkeypatch):
