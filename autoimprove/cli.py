@@ -61,7 +61,7 @@ def _load(policy_path: Path) -> Policy:
 
 def _check_tasks(policy: Policy, source: Path) -> None:
     """Exit 2 before any compute if an evaluation task is unknown or has no data here."""
-    from autoimprove.evaluate import check_tasks
+    from autoimprove.heldout import check_tasks
 
     errors = check_tasks(policy.evaluation)
     if errors:

@@ -12,8 +12,8 @@ from JSONL). Each model is loaded with its adapter merged into the weights (an u
 adapter made evaluation 1.9x slower here) and handed to lm-eval's `hf` model class as an
 in-memory model, with the backend's decode loop under its `generate` (`autoimprove-hf`,
 `backends/lm_eval_hf.py`: a row that has ended leaves its batch; same greedy texts). Per-item
-correctness is kept for the gate's paired test. This module is also the only reader of held-out
-items, which it exposes to seed decontamination as n-grams only. Each model's results are
+correctness is kept for the gate's paired test (finding and hashing tasks: `heldout.py`). Each
+model's results are
 sealed as they finish (`work/evaluate/<model>/`), so a resumed step evaluates only what is
 missing. Under `evaluation.early_stop` the candidate is scored in two looks (each sealed): a
 candidate not ahead of the champion on the first is not scored further, and the summary says
@@ -23,100 +23,24 @@ candidate not ahead of the champion on the first is not scored further, and the 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from autoimprove import stopping
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.context import RoundContext, Workspace
-from autoimprove.decontam import word_ngrams
 from autoimprove.faults import fault_point
+from autoimprove.heldout import task_hash, task_manager
 from autoimprove.policy import EvaluationSection, Policy
 from autoimprove.types import EvalResult, ModelRef
 
 STEP = "evaluate"
 METRIC = "exact_match"
-
-
-def task_dirs(evaluation: EvaluationSection) -> list[Path]:
-    """The shipped task folder plus the policy's `include_path`."""
-    shipped = Path(str(resources.files("autoimprove").joinpath("tasks")))
-    return [shipped] + ([Path(evaluation.include_path)] if evaluation.include_path else [])
-
-
-def _task_folder(evaluation: EvaluationSection) -> Path | None:
-    pattern = re.compile(rf"^task:\s*['\"]?{re.escape(evaluation.task)}['\"]?\s*$", re.MULTILINE)
-    for root in task_dirs(evaluation):
-        for yaml_file in sorted(root.rglob("*.yaml")):
-            if pattern.search(yaml_file.read_text(encoding="utf-8")):
-                return yaml_file.parent
-    return None
-
-
-def check_tasks(evaluation: EvaluationSection) -> list[str]:
-    """Problems with the policy's lm-eval tasks (main and guards), found before any compute.
-
-    Shipped and `include_path` tasks are found by file. Any other name must be a task built
-    into lm-eval whose data loads here (offline: only if already in the datasets cache)."""
-    fields = {evaluation.task: "evaluation.task"}
-    for i, guard in enumerate(evaluation.guard_tasks):
-        fields.setdefault(guard, f"evaluation.guard_tasks[{i}]")
-    remote = [t for t in fields if _task_folder(evaluation.model_copy(update={"task": t})) is None]
-    if not remote:
-        return []
-    from lm_eval.tasks import TaskManager
-
-    manager = TaskManager(include_path=[str(p) for p in task_dirs(evaluation)])
-    errors = []
-    for task in remote:
-        if task not in manager.all_tasks:
-            errors.append(
-                f"{fields[task]}: unknown lm-eval task {task!r} (not shipped in autoimprove/tasks, "
-                "not in evaluation.include_path, not built into lm-eval)"
-            )
-            continue
-        try:
-            manager.load([task])
-        except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "no data"
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            errors.append(
-                f"{fields[task]}: {task!r} is built into lm-eval but its data cannot be loaded on "
-                f"this machine ({type(exc).__name__}: {first}); run once with network access "
-                "to fill the datasets cache, or use a local task"
-            )
-    return errors
-
-
-def heldout_ngrams(evaluation: EvaluationSection, n: int) -> set[tuple[str, ...]]:
-    """Word n-grams of every held-out item of a local task (empty for a built-in task)."""
-    folder = _task_folder(evaluation)
-    grams: set[tuple[str, ...]] = set()
-    if folder is None:
-        return grams
-    for path in sorted(folder.glob("*.jsonl")):
-        for row in read_jsonl(path):
-            for value in row.values():
-                if isinstance(value, str) and len(value.split()) >= n:
-                    grams |= word_ngrams(value, n)
-    return grams
-
-
-def _task_manager(evaluation: EvaluationSection, task: str):  # noqa: ANN202 - lm-eval type
-    from lm_eval.tasks import TaskManager
-
-    # Indexing lm-eval's hundreds of built-in tasks costs seconds; skip it for a local task.
-    local = _task_folder(evaluation.model_copy(update={"task": task})) is not None
-    return TaskManager(
-        include_path=[str(p) for p in task_dirs(evaluation)], include_defaults=not local
-    )
 
 
 def _samples(
@@ -143,7 +67,7 @@ def _samples(
     results = simple_evaluate(
         model=lm,
         tasks=[spec],
-        task_manager=_task_manager(evaluation, task),
+        task_manager=task_manager(evaluation, task),
         limit=evaluation.limit if items is None else None,
         samples=None if items is None else {task: list(items)},
         log_samples=True,
@@ -348,24 +272,6 @@ def plan(policy: Policy) -> list[Spec]:
     return specs
 
 
-def _task_hash(evaluation: EvaluationSection, task: str) -> str:
-    return _hash_task(_task_folder(evaluation.model_copy(update={"task": task})), task)
-
-
-@functools.cache  # once per task per process: every champion-side spec of a task needs it
-def _hash_task(folder: Path | None, task: str) -> str:
-    digest = hashlib.sha256(task.encode())
-    if folder is None:  # a built-in lm-eval task: its definition comes with the lm-eval version
-        from importlib.metadata import version
-
-        digest.update(version("lm_eval").encode())
-        return digest.hexdigest()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
 def cache_key(policy: Policy, champion: ModelRef, spec: Spec) -> str:
     """What a champion-side result depends on: the model version, the task's definition and
     every setting that changes the answers. Equal keys = the same evaluation."""
@@ -379,7 +285,7 @@ def cache_key(policy: Policy, champion: ModelRef, spec: Spec) -> str:
         "dtype": policy.model.dtype,
         "system_prompt": policy.model.system_prompt,
         "task": spec.task,
-        "task_hash": _task_hash(evaluation, spec.task),
+        "task_hash": task_hash(evaluation, spec.task),
         "kind": spec.kind,
         "limit": evaluation.limit,
         "batch_size": evaluation.batch_size,

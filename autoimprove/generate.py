@@ -22,8 +22,8 @@ from autoimprove.answers import answers_match, extract_answer
 from autoimprove.artifacts import atomic_dir, is_complete, read_jsonl, write_jsonl
 from autoimprove.backends.base import Message, user_turn
 from autoimprove.context import RoundContext
-from autoimprove.evaluate import heldout_ngrams
 from autoimprove.faults import fault_point
+from autoimprove.heldout import heldout_ngrams
 from autoimprove.seeds import load_pool, sample_seeds
 from autoimprove.types import Candidate, Completion, Sampling, Seed
 

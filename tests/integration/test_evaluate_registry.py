@@ -5,7 +5,8 @@ from importlib import resources
 
 from autoimprove.champion import CHALLENGER, Registry
 from autoimprove.decontam import word_ngrams
-from autoimprove.evaluate import evaluate_model, heldout_ngrams
+from autoimprove.evaluate import evaluate_model
+from autoimprove.heldout import heldout_ngrams
 from autoimprove.policy import EvaluationSection
 from autoimprove.types import ModelRef
 
