@@ -5,7 +5,8 @@ the held-out task. Scores the base champion once, and each named round's own can
 (`rounds/<R>/train/adapter`, unchanged), on the held-out items from `limit` up to `--items`,
 then joins those with the items the round's gate scored and reports, per round, the paired
 exact McNemar test on the first `limit` items (what the gate saw), on the new items alone, and
-on all of them. Writes bench/out/gate_size-<stamp>.json.
+on all of them; per-item correctness is kept for other cuts. Writes
+bench/out/gate_size-<stamp>.json.
 
     python bench/gate_size.py /tmp/issue6f/ws --rounds 1,2 --items 240
 """
@@ -77,6 +78,7 @@ def main() -> None:
             "all_items": paired(champion_old | champion_new, old | new),
             "champion_correct": sum((champion_old | champion_new).values()),
             "candidate_correct": sum((old | new).values()),
+            "candidate_items": dict(sorted((old | new).items())),
         }
         print(json.dumps(result), flush=True)
         results.append(result)
@@ -88,6 +90,7 @@ def main() -> None:
         "gate_limit": limit,
         "items": args.items,
         "champion_eval_seconds": round(champion_seconds, 1),
+        "champion_items": dict(sorted((champion_old | champion_new).items())),
         "rounds": results,
     }
     print(json.dumps(out, indent=1))
