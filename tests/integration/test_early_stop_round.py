@@ -14,14 +14,11 @@ from tests.integration.test_round import invoke, runner, write_policy
 @pytest.fixture(scope="module")
 def stopped(answering_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("early")
-    policy = write_policy(folder, answering_model_dir)
-    policy.write_text(
-        policy.read_text().replace(
-            "evaluation: {limit: 8, batch_size: 8, max_new_tokens: 12}",
-            "evaluation:\n  limit: 8\n  early_stop: 4\n  batch_size: 8\n  max_new_tokens: 12\n"
-            "  guard_tasks: [autoimprove_arith_transfer]\n"
-            "promotion: {min_gain: -1.0, alpha: 1.0}",  # would promote a tie on all items
-        )
+    policy = write_policy(
+        folder,
+        answering_model_dir,
+        evaluation="early_stop: 4, guard_tasks: [autoimprove_arith_transfer]",
+        promotion="min_gain: -1.0, alpha: 1.0",  # would promote a tie on all items
     )
     ws = folder / "ws"
     return ws, invoke("round", "--policy", str(policy), "--workspace", str(ws))

@@ -13,15 +13,11 @@ from tests.integration.test_round import invoke, runner, write_policy
 @pytest.fixture(scope="module")
 def compared(answering_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("baselines")
-    policy = write_policy(folder, answering_model_dir)
-    policy.write_text(
-        policy.read_text().replace(
-            "evaluation: {limit: 8, batch_size: 8, max_new_tokens: 12}",
-            "evaluation:\n  limit: 8\n  batch_size: 8\n  max_new_tokens: 12\n"
-            "  baselines: {maj_at_k: 3, uq_ttc: 2}\n"
-            "  guard_tasks: [autoimprove_arith_heldout]\n"
-            "promotion: {require_beat: uq_ttc}",
-        )
+    policy = write_policy(
+        folder,
+        answering_model_dir,
+        evaluation="baselines: {maj_at_k: 3, uq_ttc: 2}, guard_tasks: [autoimprove_arith_heldout]",
+        promotion="require_beat: uq_ttc",
     )
     ws = folder / "ws"
     first = invoke("round", "--policy", str(policy), "--workspace", str(ws))

@@ -21,7 +21,11 @@ POOL_ROWS = [
 ]
 
 
-def write_policy(folder: Path, base: Path, per_round: int = 3) -> Path:
+def write_policy(
+    folder: Path, base: Path, per_round: int = 3, evaluation: str = "", promotion: str = ""
+) -> Path:
+    """The tiny-model policy; `evaluation` adds fields to its evaluation mapping (YAML flow
+    text), `promotion` sets the promotion mapping."""
     pool = folder / "pool.jsonl"
     lines = [json.dumps(r) for r in POOL_ROWS] + ["{broken", json.dumps({"id": "x", "prompt": ""})]
     pool.write_text("\n".join(lines) + "\n")
@@ -37,8 +41,9 @@ cascade:
   stages:
     - {{type: correctness, mode: agreement, votes: 2}}
 training: {{epochs: 1, batch_size: 2, lora: {{r: 4, alpha: 8}}, data: since_champion}}
-evaluation: {{limit: 8, batch_size: 8, max_new_tokens: 12}}
+evaluation: {{limit: 8, batch_size: 8, max_new_tokens: 12{", " + evaluation if evaluation else ""}}}
 registry: {{model_name: tiny-test}}
+{f"promotion: {{{promotion}}}" if promotion else ""}
 """
     )
     return policy
@@ -294,12 +299,8 @@ def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
 
 
 def test_builtin_task_without_data_fails_before_any_compute(answering_model_dir, tmp_path):
-    policy = write_policy(tmp_path, answering_model_dir)
-    policy.write_text(
-        policy.read_text().replace(
-            "evaluation: {limit: 8,",
-            "evaluation: {task: gsm8k, guard_tasks: [no_such_task_xyz], limit: 8,",
-        )
+    policy = write_policy(
+        tmp_path, answering_model_dir, evaluation="task: gsm8k, guard_tasks: [no_such_task_xyz]"
     )
     checked = runner.invoke(app, ["policy", "validate", str(policy)])
     assert checked.exit_code == 2
