@@ -9,6 +9,7 @@ intervals, the gate's p-value and decision. Also the gain of the final champion 
 on every task. Writes bench/out/learning-<stamp>.json and a PNG of pass@1 over rounds.
 
     python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer --guard-alpha 0.05
+    python bench/learning.py --rounds 3 --set evaluation.limit=192,evaluation.early_stop=96
 """
 
 from __future__ import annotations
@@ -136,6 +137,13 @@ def main() -> None:
     parser.add_argument("--guard-alpha", type=float, help="set promotion.guard_alpha")
     parser.add_argument("--screen", type=int, help="set generation.screen")
     parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="settings",
+        help="policy fields, a.b=value,... (repeatable), e.g. evaluation.limit=192",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -159,6 +167,11 @@ def main() -> None:
         policy["promotion"]["guard_alpha"] = args.guard_alpha
     if args.screen:
         policy["generation"]["screen"] = args.screen
+    for setting in args.settings:
+        results.assign(policy, setting)
+    from autoimprove.policy import Policy
+
+    Policy.model_validate(policy)  # a misspelt --set field fails here, before any round
     policy_path = ws / "bench-policy.yaml"
     ws.mkdir(parents=True, exist_ok=True)
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))

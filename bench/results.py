@@ -32,6 +32,21 @@ def paired(old: dict[str, bool], new: dict[str, bool]) -> dict:
     return {"n": len(shared), "won": won, "lost": lost, "p_value": mcnemar_exact(won, lost)}
 
 
+def assign(data: dict, assignments: str) -> dict:
+    """Apply `a.b=value,...` (values parsed as YAML scalars) to a policy's data, in place. The
+    policy model forbids unknown fields, so validating the result catches a misspelt one."""
+    import yaml
+
+    for assignment in filter(None, assignments.split(",")):
+        dotted, _, value = assignment.partition("=")
+        *parents, leaf = dotted.strip().split(".")
+        node = data
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = yaml.safe_load(value)
+    return data
+
+
 def pool_prompts(policy_path: str, policy, count: int) -> list[str]:
     """The first `count` prompts of the policy's seed pool (its path is relative to the policy)."""
     pool = Path(policy_path).resolve().parent / policy.seeds.pool

@@ -25,21 +25,12 @@ from pathlib import Path
 
 
 def overridden(policy_json: str, assignments: str):  # noqa: ANN201 - autoimprove.policy.Policy
-    """The round's policy with `a.b=value,...` applied (values parsed as YAML scalars)."""
-    import yaml
+    """The round's policy with `a.b=value,...` applied, validated."""
+    from results import assign
 
     from autoimprove.policy import Policy
 
-    data = json.loads(policy_json)
-    for assignment in filter(None, assignments.split(",")):
-        dotted, _, value = assignment.partition("=")
-        *parents, leaf = dotted.strip().split(".")
-        node = data
-        for key in parents:
-            node = node[key]
-        assert leaf in node, f"{dotted}: no such policy field"
-        node[leaf] = yaml.safe_load(value)
-    return Policy.model_validate(data)
+    return Policy.model_validate(assign(json.loads(policy_json), assignments))
 
 
 def main() -> None:
