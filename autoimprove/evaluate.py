@@ -13,12 +13,11 @@ adapter made evaluation 1.9x slower here) and handed to lm-eval's `hf` model cla
 in-memory model, with the backend's decode loop under its `generate` (`autoimprove-hf`,
 `backends/lm_eval_hf.py`: a row that has ended leaves its batch; same greedy texts). Per-item
 correctness is kept for the gate's paired test (finding and hashing tasks: `heldout.py`). Each
-model's results are
-sealed as they finish (`work/evaluate/<model>/`), so a resumed step evaluates only what is
-missing. Under `evaluation.early_stop` the candidate is scored in two looks (each sealed): a
-candidate not ahead of the champion on the first is not scored further, and the summary says
-`stopped_early`. Output: `evaluate/champion.jsonl`, `evaluate/candidate.jsonl` (per item),
-`evaluate/summary.json`.
+model's results are sealed as they finish (`work/evaluate/<model>/`), so a resumed step
+evaluates only what is missing. Under `evaluation.early_stop` the candidate is scored in two
+looks (each sealed, `early_stop.py`): a candidate not ahead of the champion on the first is not
+scored further, and the summary says `stopped_early`. Output: `evaluate/champion.jsonl`,
+`evaluate/candidate.jsonl` (per item), `evaluate/summary.json`.
 """
 
 from __future__ import annotations
