@@ -26,6 +26,7 @@ def task_dirs(evaluation: EvaluationSection) -> list[Path]:
 
 
 def task_folder(evaluation: EvaluationSection) -> Path | None:
+    """The folder of the local task `evaluation.task` names; None for a built-in lm-eval task."""
     pattern = re.compile(rf"^task:\s*['\"]?{re.escape(evaluation.task)}['\"]?\s*$", re.MULTILINE)
     for root in task_dirs(evaluation):
         for yaml_file in sorted(root.rglob("*.yaml")):
@@ -83,6 +84,7 @@ def heldout_ngrams(evaluation: EvaluationSection, n: int) -> set[tuple[str, ...]
 
 
 def task_manager(evaluation: EvaluationSection, task: str):  # noqa: ANN202 - lm-eval type
+    """An lm-eval TaskManager that finds `task` (and our shipped and included tasks)."""
     from lm_eval.tasks import TaskManager
 
     # Indexing lm-eval's hundreds of built-in tasks costs seconds; skip it for a local task.
@@ -93,6 +95,7 @@ def task_manager(evaluation: EvaluationSection, task: str):  # noqa: ANN202 - lm
 
 
 def task_hash(evaluation: EvaluationSection, task: str) -> str:
+    """A digest of `task`'s definition: its folder's files, or lm-eval's version if built in."""
     return _hash_task(task_folder(evaluation.model_copy(update={"task": task})), task)
 
 

@@ -65,6 +65,7 @@ def main() -> None:
     champion_new, champion_seconds = score(ModelRef(base, None, None))
     print(json.dumps({"champion_new_correct": sum(champion_new.values())}), flush=True)
     champion_old = gated(numbers[0], "champion")
+    champion_all = champion_old | champion_new
     results = []
     for number in numbers:
         adapter = ws.root / "rounds" / f"{number:05d}" / "train" / "adapter"
@@ -75,8 +76,8 @@ def main() -> None:
             "eval_seconds": round(seconds, 1),
             "gate_items": paired(champion_old, old),
             "new_items": paired(champion_new, new),
-            "all_items": paired(champion_old | champion_new, old | new),
-            "champion_correct": sum((champion_old | champion_new).values()),
+            "all_items": paired(champion_all, old | new),
+            "champion_correct": sum(champion_all.values()),
             "candidate_correct": sum((old | new).values()),
             "candidate_items": dict(sorted((old | new).items())),
         }
@@ -90,7 +91,7 @@ def main() -> None:
         "gate_limit": limit,
         "items": args.items,
         "champion_eval_seconds": round(champion_seconds, 1),
-        "champion_items": dict(sorted((champion_old | champion_new).items())),
+        "champion_items": dict(sorted(champion_all.items())),
         "rounds": results,
     }
     print(json.dumps(out, indent=1))
