@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 
 def main() -> None:
@@ -29,23 +28,17 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import paired, provenance, save
+    from results import finished_rounds, paired, provenance, save
 
     from autoimprove.basemodel import resolve_base
-    from autoimprove.context import Workspace
     from autoimprove.evaluate import evaluate_model
-    from autoimprove.policy import Policy
-    from autoimprove.store import Store
     from autoimprove.types import ModelRef
 
-    ws = Workspace(Path(args.workspace))
-    store = Store(ws.state_db)
     numbers = [int(n) for n in args.rounds.split(",")]
-    rows = [store.get_round(n) for n in numbers]
-    assert all(r is not None and r.parent_version is None for r in rows), (
-        "every round must exist and have been gated against the base model"
+    ws, store, rows, policy = finished_rounds(args.workspace, numbers)
+    assert all(r.parent_version is None for r in rows), (
+        "every round must have been gated against the base model"
     )
-    policy = Policy.model_validate(json.loads(rows[0].policy_json))
     evaluation, limit = policy.evaluation, policy.evaluation.limit
     assert limit is not None and args.items > limit, "--items must exceed the gate's limit"
     extra = range(limit, args.items)

@@ -6,7 +6,9 @@ against the answer `seeds/make_arith.py` recomputes for its seed: a measurement 
 service never sees labels), rows per CPU-hour (CPU seconds of the whole round, all processes),
 pass@1 of champion and candidate on the held-out task and on each guard task with 95%
 intervals, the gate's p-value and decision. Also the gain of the final champion over the base
-on every task. Writes bench/out/learning-<stamp>.json and a PNG of pass@1 over rounds.
+(round 1's champion) on every task. `--workspace` continues an existing chain; the PNG then
+plots every round of the workspace, read from its state database. Writes
+bench/out/learning-<stamp>.json and bench/out/learning-<stamp>.png.
 
     python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer --guard-alpha 0.05
     python bench/learning.py --rounds 3 --set evaluation.limit=192,evaluation.early_stop=96
@@ -79,11 +81,7 @@ def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
     db = sqlite3.connect(ws / "state.db")
     out = {}
     for i, task in enumerate(tasks):
-        names = (
-            ("champion", "candidate")
-            if i == 0
-            else (f"guard/{task}/champion", f"guard/{task}/candidate")
-        )
+        names = _eval_names(tasks, i)
 
         def items(round_id: int, model: str) -> dict[str, bool]:
             rows = db.execute(
@@ -104,19 +102,51 @@ def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
     return out
 
 
-def _plot(per_round: list[dict], tasks: list[str], path: Path) -> None:
+def _eval_names(tasks: list[str], i: int) -> tuple[str, str]:
+    """The eval_items model names of champion and candidate on `tasks[i]` (0: the gate's task)."""
+    task = tasks[i]
+    return (
+        ("champion", "candidate")
+        if i == 0
+        else (f"guard/{task}/champion", f"guard/{task}/candidate")
+    )
+
+
+def _history(ws: Path, tasks: list[str]) -> dict[int, dict[str, dict[str, float]]]:
+    """Every round of the workspace (not only this run's) -> task -> side -> pass@1 on the
+    items that side was scored on, from the state database."""
+    import sqlite3
+
+    db = sqlite3.connect(ws / "state.db")
+    rows = db.execute(
+        "select round_id, model, avg(correct) from eval_items group by round_id, model"
+    ).fetchall()
+    scores = {(r, model): mean for r, model, mean in rows}
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for round_id in sorted({r for r, _ in scores}):
+        for i, task in enumerate(tasks):
+            for side, name in zip(("champion", "candidate"), _eval_names(tasks, i), strict=True):
+                if (round_id, name) in scores:
+                    out.setdefault(round_id, {}).setdefault(task, {})[side] = scores[
+                        (round_id, name)
+                    ]
+    return out
+
+
+def _plot(history: dict[int, dict[str, dict[str, float]]], tasks: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    xs = [r["round"] for r in per_round]
+    xs = sorted(history)
     for task in tasks:
         for side, style in (("champion", "--"), ("candidate", "-")):
-            ys = [r["pass_at_1"].get(task, {}).get(side) for r in per_round]
+            ys = [history[x].get(task, {}).get(side) for x in xs]
             if any(y is not None for y in ys):
                 ax.plot(xs, ys, style, marker="o", label=f"{task} {side}")
+    ax.set_xticks(xs)
     ax.set_xlabel("round")
     ax.set_ylabel("pass@1")
     ax.set_ylim(0, 1)
@@ -234,7 +264,8 @@ def main() -> None:
         per_round.append(entry)
         print(json.dumps(entry), flush=True)
 
-    base = {t: per_round[0]["pass_at_1"].get(t, {}).get("champion") for t in tasks}
+    history = _history(ws, tasks)
+    base = {t: history.get(1, {}).get(t, {}).get("champion") for t in tasks}
     status = _cli("status", "--workspace", str(ws))
     final = status["champion"]["version"]
     gains = _final_vs_base(
@@ -253,7 +284,7 @@ def main() -> None:
         "total_cpu_hours": round(sum(r["cpu_seconds"] for r in per_round) / 3600, 3),
     }
     plot = out_dir / f"learning-{stamp}.png"
-    _plot(per_round, tasks, plot)
+    _plot(history, tasks, plot)
     out["plot"] = str(plot)
     (out_dir / f"learning-{stamp}.json").write_text(json.dumps(out, indent=1))
     print(json.dumps({k: v for k, v in out.items() if k != "policy"}, indent=1))

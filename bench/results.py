@@ -53,6 +53,22 @@ def pool_prompts(policy_path: str, policy, count: int) -> list[str]:
     return [json.loads(line)["prompt"] for line in pool.read_text().splitlines()[:count]]
 
 
+def finished_rounds(workspace: str, numbers: list[int]):  # noqa: ANN201 - (Workspace, Store, rows, Policy)
+    """Open a finished workspace: its `Workspace`, its `Store`, the named rounds (each must
+    exist) and the first one's policy, as that round ran it."""
+    from autoimprove.context import Workspace
+    from autoimprove.policy import Policy
+    from autoimprove.store import Store
+
+    ws = Workspace(Path(workspace))
+    store = Store(ws.state_db)
+    rows = [store.get_round(n) for n in numbers]
+    missing = [n for n, row in zip(numbers, rows, strict=True) if row is None]
+    if missing:
+        raise SystemExit(f"{workspace} has no round {', '.join(map(str, missing))}")
+    return ws, store, rows, Policy.model_validate_json(rows[0].policy_json)
+
+
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
 

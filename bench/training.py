@@ -42,21 +42,17 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import paired, provenance, save
+    from results import finished_rounds, paired, provenance, save
 
     from autoimprove.basemodel import resolve_base
-    from autoimprove.context import RoundContext, Workspace
+    from autoimprove.context import RoundContext
     from autoimprove.evaluate import evaluate_model
-    from autoimprove.store import Store
     from autoimprove.train import train_adapter
     from autoimprove.trainset import training_set
     from autoimprove.types import ModelRef
     from autoimprove.verify import load_accepted
 
-    ws = Workspace(Path(args.workspace))
-    store = Store(ws.state_db)
-    row = store.get_round(args.round)
-    assert row is not None, f"no round {args.round}"
+    ws, store, (row,), _ = finished_rounds(args.workspace, [args.round])
     assert row.parent_version is None, "replays a round on the base model (no adapter to fetch)"
 
     def items(model: str) -> dict[str, bool]:

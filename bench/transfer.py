@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 
 def main() -> None:
@@ -29,23 +28,16 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import paired, provenance, save
+    from results import finished_rounds, paired, provenance, save
 
     from autoimprove.answers import extract_answer
     from autoimprove.basemodel import resolve_base
-    from autoimprove.context import Workspace
     from autoimprove.evaluate import evaluate_model
     from autoimprove.gate import wilson_interval
-    from autoimprove.policy import Policy
-    from autoimprove.store import Store
     from autoimprove.types import ModelRef
 
-    ws = Workspace(Path(args.workspace))
-    store = Store(ws.state_db)
     rounds = [int(r) for r in args.rounds.split(",")]
-    first = store.get_round(rounds[0])
-    assert first is not None, f"no round {rounds[0]}"
-    policy = Policy.model_validate_json(first.policy_json)
+    ws, _, rows, policy = finished_rounds(args.workspace, rounds)
     evaluation = policy.evaluation.model_copy(update={"task": args.task, "limit": args.limit})
     base = resolve_base(policy)
 
@@ -89,9 +81,7 @@ def main() -> None:
         "base": summary(base_items, base_seconds),
         "candidates": {},
     }
-    for round_id in rounds:
-        row = store.get_round(round_id)
-        assert row is not None, f"no round {round_id}"
+    for round_id, row in zip(rounds, rows, strict=True):
         adapter = ws.step_dir(round_id, "train") / "adapter"
         items, seconds = score(ModelRef(str(base), str(adapter), None), f"round {round_id}")
         against_base = paired(base_items, items)
