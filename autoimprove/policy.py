@@ -176,13 +176,17 @@ class LoraSection(_Strict):
 
 
 class TrainingSection(_Strict):
-    mode: Literal["continue"] = "continue"
+    mode: Literal["continue", "fresh"] = "continue"
     """`continue`: train the champion's adapter further (a fresh adapter when the champion is
-    the base model), so every version is one adapter over one fixed base."""
-    data: Literal["round", "since_champion"] = "round"
+    the base model). `fresh`: a new adapter on the base model every round (pair it with
+    `data: lineage`, or the candidate forgets what made the champion). Either way every
+    version is one adapter over one fixed base."""
+    data: Literal["round", "since_champion", "lineage"] = "round"
     """`round`: train on this round's accepted rows. `since_champion`: also on the rows of
     earlier rounds on the same champion that the gate rejected (rows accumulate until a
-    candidate wins). A round that accepts nothing still skips training either way."""
+    candidate wins). `lineage`: those, plus every row the champion itself was trained on, so
+    data accumulates across promotions too. A round that accepts nothing still skips
+    training either way."""
     lora: LoraSection = LoraSection()
     """LoRA shape."""
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0)

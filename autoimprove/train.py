@@ -2,9 +2,10 @@
 
 Rows are prompt/completion conversations rendered with the model's chat template; the loss is on
 the completion only (TRL's `completion_only_loss`). Mode `continue` trains the champion's adapter
-further, so every registry version is one adapter over the same base (a fresh adapter when the
-champion is the base model). Output: `train/adapter/` (adapter_model.safetensors + config),
-`train/losses.json` and `train/summary.json`. Only safetensors weights are written.
+further, `fresh` a new adapter on the base; either way every registry version is one adapter
+over the same base. Output: `train/adapter/` (adapter_model.safetensors + config),
+`train/rows.jsonl` (the rows trained on), `train/losses.json` and `train/summary.json`. Only
+safetensors weights are written.
 
 Training saves a checkpoint every `training.checkpoint_every` optimizer steps under
 `work/train/checkpoints/` and seals each with a manifest once the trainer has written it. A
@@ -28,7 +29,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from autoimprove import stopping
-from autoimprove.artifacts import atomic_dir, is_complete, seal_in_place
+from autoimprove.artifacts import atomic_dir, is_complete, seal_in_place, write_jsonl
 from autoimprove.backends.hf import resolve_dtype
 from autoimprove.context import RoundContext
 from autoimprove.faults import fault_point
@@ -174,8 +175,9 @@ def run(ctx: RoundContext) -> dict:
     rows, origin = training_set(ctx, load_accepted(ctx))
     checkpoints = ctx.shard_dir(STEP, "checkpoints")
     with atomic_dir(ctx.step_dir(STEP)) as out:
-        stats = train_adapter(ctx.champion, rows, ctx.policy, out / "adapter", checkpoints)
+        stats = train_adapter(training_start(ctx), rows, ctx.policy, out / "adapter", checkpoints)
         stats |= origin
+        write_jsonl(out / "rows.jsonl", rows)  # what `training.data: lineage` inherits
         unsafe = [
             p.name for p in (out / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")
         ]
@@ -185,6 +187,14 @@ def run(ctx: RoundContext) -> dict:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     shutil.rmtree(checkpoints, ignore_errors=True)  # the sealed adapter supersedes them
     return summary
+
+
+def training_start(ctx: RoundContext) -> ModelRef:
+    """What the round's adapter is trained from: the champion (its adapter trained further,
+    `training.mode: continue`) or the base model with a new adapter (`fresh`)."""
+    if ctx.policy.training.mode == "fresh":
+        return ModelRef(ctx.champion.base_dir)
+    return ctx.champion
 
 
 def adapter_dir(ctx: RoundContext) -> Path:

@@ -5,7 +5,11 @@ rounds that started from the same champion and were rejected by the gate. The ch
 verified those rows itself, and it has not changed since, so they are as valid as this round's;
 without them a rejected round's rows are thrown away, and on a small model a round often accepts
 only a handful (BENCHMARKS.md: 6, 3 and 0 rows from three 8-seed rounds). Rows accumulate until
-a candidate wins; the next champion starts afresh.
+a candidate wins; the next champion starts afresh. `lineage`: also every row the champion was
+trained on (the `train/rows.jsonl` of the round that made it, which under `lineage` holds that
+round's own lineage; a round from before that file existed gives its accepted rows), so with
+`training.mode: fresh` a new adapter on the base learns everything that made the champion plus
+what came since.
 
 Rounds run one at a time and the earlier ones are final before this one trains, so a resumed
 `train` step reads the same set again.
@@ -40,24 +44,45 @@ def carried_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
     return rows, sources
 
 
+def champion_rows(ctx: RoundContext) -> tuple[list[dict], int | None]:
+    """The rows the champion was trained on, and the round that trained it (none for the base
+    model, or a champion no round of this workspace made)."""
+    if ctx.champion.version is None:
+        return [], None
+    for earlier in ctx.store.list_rounds():
+        if earlier.model_version == ctx.champion.version and earlier.state == RoundState.PROMOTED:
+            assert earlier.id is not None
+            trained = ctx.workspace.step_dir(earlier.id, "train") / "rows.jsonl"
+            if trained.exists():
+                return read_jsonl(trained), earlier.id
+            return read_jsonl(ctx.workspace.step_dir(earlier.id, "verify") / "accepted.jsonl"), (
+                earlier.id
+            )
+    return [], None
+
+
 def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], dict]:
-    """This round's rows plus, under `since_champion`, the carried ones (each (prompt,
-    completion) once), and a summary of where they came from."""
-    carried, sources = (
-        carried_rows(ctx) if ctx.policy.training.data == "since_champion" else ([], [])
-    )
+    """This round's rows plus, under `since_champion` and `lineage`, the carried ones and
+    under `lineage` the champion's own (each (prompt, completion) once), and a summary of
+    where they came from."""
+    data = ctx.policy.training.data
+    carried, sources = carried_rows(ctx) if data in ("since_champion", "lineage") else ([], [])
+    inherited, champion_round = champion_rows(ctx) if data == "lineage" else ([], None)
     seen: set[tuple[str, str]] = set()
     rows: list[dict] = []
-    taken = 0
-    for origin, group in (("round", accepted), ("carried", carried)):
+    taken = {"round": 0, "carried": 0, "champion": 0}
+    for origin, group in (("round", accepted), ("carried", carried), ("champion", inherited)):
         for row in group:
             key = (row["prompt"], row["completion"])
             if key not in seen:
                 seen.add(key)
                 rows.append(row)
-                taken += origin == "carried"
-    return rows, {
+                taken[origin] += 1
+    summary = {
         "round_rows": len(accepted),
-        "carried_rows": taken,
+        "carried_rows": taken["carried"],
         "carried_from_rounds": sources,
     }
+    if data == "lineage":
+        summary |= {"champion_rows": taken["champion"], "champion_round": champion_round}
+    return rows, summary

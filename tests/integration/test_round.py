@@ -108,6 +108,8 @@ def test_each_step_sealed_its_artifacts(two_rounds):
     ]
     assert {r["seed_id"] for r in accepted} <= {r["id"] for r in POOL_ROWS}
     assert all(r["round"] == 1 and r["stages_passed"] == ["correctness"] for r in accepted)
+    trained = (round_dir / "train" / "rows.jsonl").read_text().splitlines()
+    assert [json.loads(x)["completion"] for x in trained] == [r["completion"] for r in accepted]
 
 
 def test_seeds_are_not_reused_and_everything_is_stored(two_rounds):

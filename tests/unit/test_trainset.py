@@ -1,4 +1,5 @@
-"""Which rows a round trains on: its own, plus (since_champion) rejected rounds' on its champion."""
+"""Which rows a round trains on: its own, plus (since_champion) rejected rounds' on its champion,
+plus (lineage) the rows that made the champion; and what `training.mode` trains from."""
 
 from pathlib import Path
 
@@ -8,16 +9,17 @@ from autoimprove.artifacts import atomic_dir, write_jsonl
 from autoimprove.context import RoundContext, Workspace
 from autoimprove.policy import Policy
 from autoimprove.store import RoundState, Store
+from autoimprove.train import training_start
 from autoimprove.trainset import training_set
 from autoimprove.types import ModelRef
 
 
-def policy(data: str) -> Policy:
+def policy(data: str, mode: str = "continue") -> Policy:
     return Policy.model_validate(
         {
             "seeds": {"pool": "p.jsonl"},
             "cascade": {"stages": [{"type": "correctness", "mode": "pool", "votes": 2}]},
-            "training": {"data": data},
+            "training": {"data": data, "mode": mode},
             "registry": {"model_name": "m"},
         }
     )
@@ -32,7 +34,7 @@ def history(tmp_path):
     """Rounds 1-5 of a workspace; round 6 is the one training, on champion version '2'.
 
     1: rejected on the base model        (other champion: not carried)
-    2: promoted, made version 2          (not rejected: not carried)
+    2: promoted, made version 2          (not rejected: not carried; its rows made the champion)
     3: rejected on version 2             (carried)
     4: abandoned on version 2            (not rejected: not carried)
     5: rejected on version 2, but its verify folder is unsealed (not carried)
@@ -49,7 +51,7 @@ def history(tmp_path):
     ]
     for parent, state, rows in plan:
         rid = store.create_round("h", "{}", parent)
-        store.commit_step(rid, state)
+        store.commit_step(rid, state, model_version=str(rid))
         if rid == 5:
             folder = ws.step_dir(rid, "verify")
             folder.mkdir(parents=True)
@@ -109,3 +111,43 @@ def test_the_base_model_as_champion_carries_rounds_on_the_base(history):
     context.champion = ModelRef("unused", None, None)
     rows, origin = training_set(context, [])
     assert [r["prompt"] for r in rows] == ["a"] and origin["carried_from_rounds"] == [1]
+
+
+def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
+    ws, store, _ = history
+    # Round 2 has no train/rows.jsonl (a round from before the file): its accepted rows count.
+    rows, origin = training_set(ctx(history, "lineage"), [row("g", "7")])
+    assert [r["prompt"] for r in rows] == ["g", "c", "d", "x", "b"]
+    assert origin == {
+        "round_rows": 1,
+        "carried_rows": 3,
+        "carried_from_rounds": [3],
+        "champion_rows": 1,
+        "champion_round": 2,
+    }
+    # Where the round that made the champion wrote the rows it trained on (its own lineage
+    # included), those are inherited instead, each (prompt, completion) once.
+    trained = [row("b", "2"), row("old", "0"), row("g", "7")]
+    with atomic_dir(ws.step_dir(2, "train")) as out:
+        write_jsonl(out / "rows.jsonl", trained)
+    rows, origin = training_set(ctx(history, "lineage"), [row("g", "7")])
+    assert [r["prompt"] for r in rows] == ["g", "c", "d", "x", "b", "old"]
+    assert origin["champion_rows"] == 2
+
+
+def test_lineage_on_the_base_model_inherits_nothing(history):
+    ws, store, _ = history
+    later = store.create_round("h", "{}", None)
+    context = ctx((ws, store, later), "lineage")
+    context.champion = ModelRef("unused", None, None)
+    rows, origin = training_set(context, [])
+    assert [r["prompt"] for r in rows] == ["a"]
+    assert (origin["champion_rows"], origin["champion_round"]) == (0, None)
+
+
+@pytest.mark.parametrize(("mode", "adapter"), [("continue", "unused-adapter"), ("fresh", None)])
+def test_mode_picks_what_training_starts_from(history, mode, adapter):
+    context = ctx(history, "lineage")
+    context.policy = policy("lineage", mode)
+    start = training_start(context)
+    assert (start.base_dir, start.adapter_dir) == ("unused", adapter)
