@@ -71,6 +71,16 @@ def _precision(ws: Path, round_id: int, answers: dict[str, str]) -> dict:
     return {"rows": len(rows), "checked": len(labeled), "correct": right}
 
 
+def _round_that_made(ws: Path, version: str | None) -> int | None:
+    """The round whose candidate was promoted to `version` (any round of the workspace)."""
+    from autoimprove.store import RoundState, Store
+
+    for row in Store(ws / "state.db").list_rounds():
+        if version is not None and row.model_version == version:
+            return row.id if row.state == RoundState.PROMOTED else None
+    return None
+
+
 def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
     """Per task: the final champion (the candidate of the round that made it) against the base
     (round 1's champion), paired on the same items, exact McNemar."""
@@ -113,23 +123,32 @@ def _eval_names(tasks: list[str], i: int) -> tuple[str, str]:
 
 
 def _history(ws: Path, tasks: list[str]) -> dict[int, dict[str, dict[str, float]]]:
-    """Every round of the workspace (not only this run's) -> task -> side -> pass@1 on the
-    items that side was scored on, from the state database."""
+    """Every round of the workspace (not only this run's) -> task -> side -> pass@1, read from
+    the state database. Both sides are on the candidate's items: a candidate stopped at the
+    gate's first look was scored on fewer items than the champion."""
     import sqlite3
 
     db = sqlite3.connect(ws / "state.db")
-    rows = db.execute(
-        "select round_id, model, avg(correct) from eval_items group by round_id, model"
-    ).fetchall()
-    scores = {(r, model): mean for r, model, mean in rows}
+    scored: dict[tuple[int, str], dict[str, bool]] = {}
+    for round_id, model, item, correct in db.execute(
+        "select round_id, model, item_id, correct from eval_items"
+    ):
+        scored.setdefault((round_id, model), {})[item] = bool(correct)
     out: dict[int, dict[str, dict[str, float]]] = {}
-    for round_id in sorted({r for r, _ in scores}):
+    for round_id in sorted({r for r, _ in scored}):
         for i, task in enumerate(tasks):
-            for side, name in zip(("champion", "candidate"), _eval_names(tasks, i), strict=True):
-                if (round_id, name) in scores:
-                    out.setdefault(round_id, {}).setdefault(task, {})[side] = scores[
-                        (round_id, name)
-                    ]
+            names = _eval_names(tasks, i)
+            sides = {
+                side: scored[(round_id, name)]
+                for side, name in zip(("champion", "candidate"), names, strict=True)
+                if (round_id, name) in scored
+            }
+            shared = set.intersection(*(set(items) for items in sides.values())) if sides else set()
+            for side, items in sides.items():
+                keep = shared or set(items)
+                out.setdefault(round_id, {}).setdefault(task, {})[side] = sum(
+                    items[k] for k in keep
+                ) / len(keep)
     return out
 
 
@@ -268,9 +287,7 @@ def main() -> None:
     base = {t: history.get(1, {}).get(t, {}).get("champion") for t in tasks}
     status = _cli("status", "--workspace", str(ws))
     final = status["champion"]["version"]
-    gains = _final_vs_base(
-        ws, tasks, next((r["round"] for r in per_round if r["version"] == final), None)
-    )
+    gains = _final_vs_base(ws, tasks, _round_that_made(ws, final))
     out = {
         "bench": "learning",
         **provenance(),
