@@ -104,13 +104,16 @@ def test_a_new_champion_starts_afresh(history):
     assert len(rows) == 1 and origin["carried_from_rounds"] == []
 
 
-def test_the_base_model_as_champion_carries_rounds_on_the_base(history):
+@pytest.mark.parametrize("data", ["since_champion", "lineage"])
+def test_the_base_model_as_champion_carries_rounds_on_the_base(history, data):
     ws, store, _ = history
     later = store.create_round("h", "{}", None)
-    context = ctx((ws, store, later), "since_champion")
+    context = ctx((ws, store, later), data)
     context.champion = ModelRef("unused", None, None)
     rows, origin = training_set(context, [])
     assert [r["prompt"] for r in rows] == ["a"] and origin["carried_from_rounds"] == [1]
+    if data == "lineage":  # the base model was trained on nothing: nothing inherited
+        assert (origin["champion_rows"], origin["champion_round"]) == (0, None)
 
 
 def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
@@ -133,16 +136,6 @@ def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
     rows, origin = training_set(ctx(history, "lineage"), [row("g", "7")])
     assert [r["prompt"] for r in rows] == ["g", "c", "d", "x", "b", "old"]
     assert origin["champion_rows"] == 2
-
-
-def test_lineage_on_the_base_model_inherits_nothing(history):
-    ws, store, _ = history
-    later = store.create_round("h", "{}", None)
-    context = ctx((ws, store, later), "lineage")
-    context.champion = ModelRef("unused", None, None)
-    rows, origin = training_set(context, [])
-    assert [r["prompt"] for r in rows] == ["a"]
-    assert (origin["champion_rows"], origin["champion_round"]) == (0, None)
 
 
 @pytest.mark.parametrize(("mode", "adapter"), [("continue", "unused-adapter"), ("fresh", None)])
