@@ -5,9 +5,9 @@ rounds that started from the same champion and were rejected by the gate. The ch
 verified those rows itself, and it has not changed since, so they are as valid as this round's;
 without them a rejected round's rows are thrown away, and on a small model a round often accepts
 only a handful (BENCHMARKS.md: 6, 3 and 0 rows from three 8-seed rounds). Rows accumulate until
-a candidate wins; the next champion starts afresh. `lineage`: also every row the champion was
-trained on (the `train/rows.jsonl` of the round that made it, which under `lineage` holds that
-round's own lineage; a round from before that file existed gives its accepted rows), so with
+a candidate wins; the next champion starts afresh. `lineage`: also every row behind the
+champion (the `train/rows.jsonl` of the round that made it, and of that round's champion's, back
+to the base model; a round from before that file existed gives its accepted rows), so with
 `training.mode: fresh` a new adapter on the base learns everything that made the champion plus
 what came since.
 
@@ -44,21 +44,25 @@ def carried_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
     return rows, sources
 
 
-def champion_rows(ctx: RoundContext) -> tuple[list[dict], int | None]:
-    """The rows the champion was trained on, and the round that trained it (none for the base
-    model, or a champion no round of this workspace made)."""
-    if ctx.champion.version is None:
-        return [], None
-    for earlier in ctx.store.list_rounds():
-        if earlier.model_version == ctx.champion.version and earlier.state == RoundState.PROMOTED:
-            assert earlier.id is not None
-            trained = ctx.workspace.step_dir(earlier.id, "train") / "rows.jsonl"
-            if trained.exists():
-                return read_jsonl(trained), earlier.id
-            return read_jsonl(ctx.workspace.step_dir(earlier.id, "verify") / "accepted.jsonl"), (
-                earlier.id
-            )
-    return [], None
+def champion_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
+    """The rows behind the champion, and the rounds they come from: the rows the round that
+    made it trained on, then its parent's, back to the base model (a version no round of this
+    workspace made ends the walk). A `continue` round's adapter carries its parents' training,
+    so the whole chain counts, whatever each round's mode was."""
+    made_by = {r.model_version: r for r in ctx.store.list_rounds() if r.model_version is not None}
+    rows: list[dict] = []
+    rounds: list[int] = []
+    version = ctx.champion.version
+    while version is not None and version in made_by:
+        maker = made_by.pop(version)  # popped: a broken chain cannot loop
+        assert maker.id is not None
+        trained = ctx.workspace.step_dir(maker.id, "train") / "rows.jsonl"
+        if not trained.exists():  # a round from before train/ kept its rows
+            trained = ctx.workspace.step_dir(maker.id, "verify") / "accepted.jsonl"
+        rows.extend(read_jsonl(trained))
+        rounds.append(maker.id)
+        version = maker.parent_version
+    return rows, rounds
 
 
 def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], dict]:
@@ -67,7 +71,7 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     where they came from."""
     data = ctx.policy.training.data
     carried, sources = carried_rows(ctx) if data in ("since_champion", "lineage") else ([], [])
-    inherited, champion_round = champion_rows(ctx) if data == "lineage" else ([], None)
+    inherited, lineage = champion_rows(ctx) if data == "lineage" else ([], [])
     seen: set[tuple[str, str]] = set()
     rows: list[dict] = []
     taken = {"round": 0, "carried": 0, "champion": 0}
@@ -84,5 +88,5 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
         "carried_from_rounds": sources,
     }
     if data == "lineage":
-        summary |= {"champion_rows": taken["champion"], "champion_round": champion_round}
+        summary |= {"champion_rows": taken["champion"], "champion_rounds": lineage}
     return rows, summary

@@ -113,7 +113,7 @@ def test_the_base_model_as_champion_carries_rounds_on_the_base(history, data):
     rows, origin = training_set(context, [])
     assert [r["prompt"] for r in rows] == ["a"] and origin["carried_from_rounds"] == [1]
     if data == "lineage":  # the base model was trained on nothing: nothing inherited
-        assert (origin["champion_rows"], origin["champion_round"]) == (0, None)
+        assert (origin["champion_rows"], origin["champion_rounds"]) == (0, [])
 
 
 def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
@@ -126,7 +126,7 @@ def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
         "carried_rows": 3,
         "carried_from_rounds": [3],
         "champion_rows": 1,
-        "champion_round": 2,
+        "champion_rounds": [2],
     }
     # Where the round that made the champion wrote the rows it trained on (its own lineage
     # included), those are inherited instead, each (prompt, completion) once.
@@ -144,3 +144,19 @@ def test_mode_picks_what_training_starts_from(history, mode, adapter):
     context.policy = policy("lineage", mode)
     start = training_start(context)
     assert (start.base_dir, start.adapter_dir) == ("unused", adapter)
+
+
+def test_lineage_walks_back_through_the_champions_parents(history):
+    ws, store, _ = history
+    # A later round trained version 2's adapter further (continue) and made version 6: its
+    # adapter carries round 2's training too, so both rounds' rows are behind version 6.
+    later = store.create_round("h", "{}", "2")
+    store.commit_step(later, RoundState.PROMOTED, model_version="6")
+    with atomic_dir(ws.step_dir(later, "train")) as out:
+        write_jsonl(out / "rows.jsonl", [row("h", "8"), row("b", "2")])
+    current = store.create_round("h", "{}", "6")
+    context = ctx((ws, store, current), "lineage")
+    context.champion = ModelRef("unused", "unused-adapter", "6")
+    rows, origin = training_set(context, [])
+    assert [r["prompt"] for r in rows] == ["h", "b"]
+    assert origin["champion_rounds"] == [later, 2] and origin["carried_from_rounds"] == []
