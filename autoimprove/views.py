@@ -83,13 +83,16 @@ def summary_table(d: dict) -> Table:
             "training loss first → last",
             f"{d['train'].get('loss_first'):.3f} → {d['train'].get('loss_last'):.3f}",
         )
-        if d["train"].get("carried_rows"):
-            sources = ", ".join(str(i) for i in d["train"]["carried_from_rounds"])
-            table.add_row(
-                "training rows",
-                f"{d['train']['train_rows']} ({d['train']['carried_rows']} carried from "
-                f"rejected round(s) {sources})",
-            )
+        train = d["train"]
+        origins = []
+        if train.get("carried_rows"):
+            sources = ", ".join(str(i) for i in train["carried_from_rounds"])
+            origins.append(f"{train['carried_rows']} carried from rejected round(s) {sources}")
+        if train.get("champion_rows"):
+            sources = ", ".join(str(i) for i in train["champion_rounds"])
+            origins.append(f"{train['champion_rows']} behind the champion, round(s) {sources}")
+        if origins:
+            table.add_row("training rows", f"{train['train_rows']} ({'; '.join(origins)})")
     ev = d["eval"]
     for name in EVALUATIONS:
         result = ev.get(name)
