@@ -184,9 +184,9 @@ class TrainingSection(_Strict):
     data: Literal["round", "since_champion", "lineage"] = "round"
     """`round`: train on this round's accepted rows. `since_champion`: also on the rows of
     earlier rounds on the same champion that the gate rejected (rows accumulate until a
-    candidate wins). `lineage`: those, plus every row the champion itself was trained on, so
-    data accumulates across promotions too. A round that accepts nothing still skips
-    training either way."""
+    candidate wins). `lineage`: those, plus every row behind the champion (what each round
+    from it back to the base model trained on), so data accumulates across promotions too.
+    A round that accepts nothing still skips training either way."""
     lora: LoraSection = LoraSection()
     """LoRA shape."""
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0)

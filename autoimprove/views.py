@@ -78,12 +78,11 @@ def summary_table(d: dict) -> Table:
             table.add_row(f"  survived {key.removeprefix('passed_')}", str(value))
     table.add_row("accepted samples", str(funnel.get("accepted")))
     table.add_row("judge calls / tokens", f"{d['judge_calls']} / {d['judge_tokens']}")
-    if d["train"]:
+    if train := d["train"]:
         table.add_row(
             "training loss first → last",
-            f"{d['train'].get('loss_first'):.3f} → {d['train'].get('loss_last'):.3f}",
+            f"{train.get('loss_first'):.3f} → {train.get('loss_last'):.3f}",
         )
-        train = d["train"]
         origins = []
         if train.get("carried_rows"):
             sources = ", ".join(str(i) for i in train["carried_from_rounds"])

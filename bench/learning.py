@@ -81,26 +81,30 @@ def _round_that_made(ws: Path, version: str | None) -> int | None:
     return None
 
 
-def _final_vs_base(ws: Path, tasks: list[str], final_round: int | None) -> dict:
-    """Per task: the final champion (the candidate of the round that made it) against the base
-    (round 1's champion), paired on the same items, exact McNemar."""
+def _scored(ws: Path) -> dict[tuple[int, str], dict[str, bool]]:
+    """Every per-item result of the workspace: (round, model) -> item id -> correct."""
     import sqlite3
 
+    db = sqlite3.connect(ws / "state.db")
+    scored: dict[tuple[int, str], dict[str, bool]] = {}
+    for round_id, model, item, correct in db.execute(
+        "select round_id, model, item_id, correct from eval_items"
+    ):
+        scored.setdefault((round_id, model), {})[item] = bool(correct)
+    return scored
+
+
+def _final_vs_base(
+    scored: dict[tuple[int, str], dict[str, bool]], tasks: list[str], final_round: int | None
+) -> dict:
+    """Per task: the final champion (the candidate of the round that made it) against the base
+    (round 1's champion), paired on the same items, exact McNemar."""
     if final_round is None:
         return {}
-    db = sqlite3.connect(ws / "state.db")
     out = {}
     for i, task in enumerate(tasks):
         names = _eval_names(tasks, i)
-
-        def items(round_id: int, model: str) -> dict[str, bool]:
-            rows = db.execute(
-                "select item_id, correct from eval_items where round_id = ? and model = ?",
-                (round_id, model),
-            ).fetchall()
-            return {item: bool(c) for item, c in rows}
-
-        old, new = items(1, names[0]), items(final_round, names[1])
+        old, new = scored.get((1, names[0]), {}), scored.get((final_round, names[1]), {})
         shared = sorted(set(old) & set(new))
         if not shared:
             continue
@@ -122,18 +126,12 @@ def _eval_names(tasks: list[str], i: int) -> tuple[str, str]:
     )
 
 
-def _history(ws: Path, tasks: list[str]) -> dict[int, dict[str, dict[str, float]]]:
-    """Every round of the workspace (not only this run's) -> task -> side -> pass@1, read from
-    the state database. Both sides are on the candidate's items: a candidate stopped at the
-    gate's first look was scored on fewer items than the champion."""
-    import sqlite3
-
-    db = sqlite3.connect(ws / "state.db")
-    scored: dict[tuple[int, str], dict[str, bool]] = {}
-    for round_id, model, item, correct in db.execute(
-        "select round_id, model, item_id, correct from eval_items"
-    ):
-        scored.setdefault((round_id, model), {})[item] = bool(correct)
+def _history(
+    scored: dict[tuple[int, str], dict[str, bool]], tasks: list[str]
+) -> dict[int, dict[str, dict[str, float]]]:
+    """Every round of the workspace (not only this run's) -> task -> side -> pass@1. Both
+    sides are on the candidate's items: a candidate stopped at the gate's first look was
+    scored on fewer items than the champion."""
     out: dict[int, dict[str, dict[str, float]]] = {}
     for round_id in sorted({r for r, _ in scored}):
         for i, task in enumerate(tasks):
@@ -283,11 +281,12 @@ def main() -> None:
         per_round.append(entry)
         print(json.dumps(entry), flush=True)
 
-    history = _history(ws, tasks)
+    scored = _scored(ws)
+    history = _history(scored, tasks)
     base = {t: history.get(1, {}).get(t, {}).get("champion") for t in tasks}
     status = _cli("status", "--workspace", str(ws))
     final = status["champion"]["version"]
-    gains = _final_vs_base(ws, tasks, _round_that_made(ws, final))
+    gains = _final_vs_base(scored, tasks, _round_that_made(ws, final))
     out = {
         "bench": "learning",
         **provenance(),
