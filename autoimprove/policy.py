@@ -91,10 +91,10 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
-StageMode = Literal["verdict", "quantities", "steps", "agreement", "pool"]
+StageMode = Literal["verdict", "quantities", "givens", "steps", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
-    "cycle": ("verdict", "quantities"),
+    "cycle": ("verdict", "quantities", "givens"),
     "factuality": ("verdict", "steps"),
     "correctness": ("verdict", "agreement", "pool"),
 }
@@ -107,6 +107,8 @@ class StageSection(_Strict):
     mode: StageMode = "verdict"
     """How the model judges: `verdict` ([[Y]]/[[N]] after reasoning; for capable models),
     `quantities` (cycle only: the inferred question must carry the original's numbers),
+    `givens` (cycle only, no judge call: the solution must use every number the question gives;
+    deterministic, so `votes` must be 1),
     `steps` (factuality only: the model recomputes every arithmetic step the solution writes
     out, greedy, one vote), `agreement` (correctness only: independent re-solves must reach the
     candidate's answer),
@@ -119,16 +121,21 @@ class StageSection(_Strict):
 
     @model_validator(mode="after")
     def _mode_fits_stage(self) -> StageSection:
-        if self.mode == "steps" and self.votes != 1:
-            raise ValueError(
-                "factuality in steps mode recomputes greedily: a second vote would repeat the "
-                "first; set votes: 1"
-            )
         allowed = _MODES_BY_STAGE[self.type]
         if self.mode not in allowed:
             raise ValueError(
                 f"stage {self.type!r} cannot judge in mode {self.mode!r}; "
                 f"choose one of {', '.join(allowed)}"
+            )
+        if self.mode == "steps" and self.votes != 1:
+            raise ValueError(
+                "factuality in steps mode recomputes greedily: a second vote would repeat the "
+                "first; set votes: 1"
+            )
+        if self.mode == "givens" and self.votes != 1:
+            raise ValueError(
+                "cycle in givens mode is a deterministic check: a second vote would repeat the "
+                "first; set votes: 1"
             )
         return self
 

@@ -11,6 +11,12 @@ to the base model; a round from before that file existed gives its accepted rows
 `training.mode: fresh` a new adapter on the base learns everything that made the champion plus
 what came since.
 
+Carried rows were accepted by the cascade of their own round. When this round's cascade runs
+the call-free `cycle: givens` check, carried rows that fail it are dropped (counted as
+`carried_dropped`): a policy that tightens its cascade should not train on rows the tighter
+cascade would reject, and that check needs no model call to replay. The champion's own rows
+are kept as they are: they are what it was made from.
+
 Rounds run one at a time and the earlier ones are final before this one trains, so a resumed
 `train` step reads the same set again.
 """
@@ -18,6 +24,7 @@ Rounds run one at a time and the earlier ones are final before this one trains, 
 from __future__ import annotations
 
 from autoimprove.artifacts import is_complete, read_jsonl
+from autoimprove.cascade.stages.cycle import unused_givens
 from autoimprove.context import RoundContext
 from autoimprove.store import RoundState
 
@@ -72,6 +79,11 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     data = ctx.policy.training.data
     carried, sources = carried_rows(ctx) if data in ("since_champion", "lineage") else ([], [])
     inherited, lineage = champion_rows(ctx) if data == "lineage" else ([], [])
+    checks_givens = any(s.type == "cycle" and s.mode == "givens" for s in ctx.policy.cascade.stages)
+    kept = [
+        r for r in carried if not (checks_givens and unused_givens(r["prompt"], r["completion"]))
+    ]
+    dropped, carried = len(carried) - len(kept), kept
     seen: set[tuple[str, str]] = set()
     rows: list[dict] = []
     taken = {"round": 0, "carried": 0, "champion": 0}
@@ -86,6 +98,7 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
         "round_rows": len(accepted),
         "carried_rows": taken["carried"],
         "carried_from_rounds": sources,
+        "carried_dropped": dropped,
     }
     if data == "lineage":
         summary |= {"champion_rows": taken["champion"], "champion_rounds": lineage}

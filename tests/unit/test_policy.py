@@ -62,7 +62,7 @@ surprise: 1
         "registry.model_name",
         "surprise",
     ]
-    assert "choose one of verdict, quantities" in errors[2]
+    assert "choose one of verdict, quantities, givens" in errors[2]
     assert "divisible" in errors[4]
     assert str(info.value).startswith("p.yaml: 7 error(s)")
 
@@ -152,6 +152,27 @@ registry: {model_name: t}
         parse_policy(
             text.replace("factuality", "correctness").replace("votes: 2", "votes: 1"),
             folder=tmp_path,
+        )
+
+
+def test_cycle_givens_is_one_vote_and_cycle_only(tmp_path):
+    from autoimprove.policy import PolicyError, parse_policy
+
+    text = """
+seeds: {pool: x.jsonl}
+cascade: {stages: [{type: cycle, mode: givens, votes: 2}]}
+registry: {model_name: t}
+"""
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, folder=tmp_path)
+    assert caught.value.errors == [
+        "cascade.stages[0]: Value error, cycle in givens mode is a deterministic check: a "
+        "second vote would repeat the first; set votes: 1"
+    ]
+    assert parse_policy(text.replace("votes: 2", "votes: 1"), folder=tmp_path)
+    with pytest.raises(PolicyError, match="choose one of verdict, steps"):
+        parse_policy(
+            text.replace("cycle", "factuality").replace("votes: 2", "votes: 1"), folder=tmp_path
         )
 
 

@@ -65,6 +65,21 @@ def test_cycle_quantities_needs_every_original_number():
     assert numbers_in("1,200 and 3.50") == {"1200", "3.5"}
 
 
+def test_cycle_givens_rejects_a_solution_that_drops_a_number_without_a_call():
+    backend = ScriptedBackend(lambda prompt, s: pytest.fail("givens must not call the model"))
+    stage = build_stage("cycle", "givens", ctx(backend))
+    prompt = "Xavier has $50, earns 98 and spends 140. How much now? Think it through."
+    used_all = "50 + 98 = 148, 148 - 140 = 8. The answer is 8."
+    dropped = "<think>50 dollars</think>140 - 98 = 42. The answer is 42."
+    ok, bad = stage.judge(
+        [Candidate("s", 0, prompt, used_all), Candidate("s", 1, prompt, dropped)], 0
+    )
+    assert ok.accept and (ok.calls, ok.tokens) == (0, 0)
+    # A number only inside a think block does not count: judges see the visible solution.
+    assert not bad.accept and "unused quantities: ['50']" in bad.text
+    assert stage.calls_per_vote == 0 and backend.calls == []
+
+
 def test_agreement_shares_resolves_per_seed_and_wave():
     answers = {"qA": "The answer is 10.", "qB": "The answer is 5."}
     backend = ScriptedBackend(lambda prompt, s: answers[prompt])

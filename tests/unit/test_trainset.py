@@ -13,12 +13,15 @@ from autoimprove.train import training_start
 from autoimprove.trainset import training_set
 from autoimprove.types import ModelRef
 
+POOL = {"type": "correctness", "mode": "pool", "votes": 2}
+GIVENS = {"type": "cycle", "mode": "givens", "votes": 1}
 
-def policy(data: str, mode: str = "continue") -> Policy:
+
+def policy(data: str, mode: str = "continue", stages: tuple = (POOL,)) -> Policy:
     return Policy.model_validate(
         {
             "seeds": {"pool": "p.jsonl"},
-            "cascade": {"stages": [{"type": "correctness", "mode": "pool", "votes": 2}]},
+            "cascade": {"stages": list(stages)},
             "training": {"data": data, "mode": mode},
             "registry": {"model_name": "m"},
         }
@@ -79,7 +82,12 @@ def test_round_mode_trains_on_this_rounds_rows_only(history):
     own = [row("g", "7"), row("x", "same")]
     rows, origin = training_set(ctx(history, "round"), own)
     assert rows == own
-    assert origin == {"round_rows": 2, "carried_rows": 0, "carried_from_rounds": []}
+    assert origin == {
+        "round_rows": 2,
+        "carried_rows": 0,
+        "carried_from_rounds": [],
+        "carried_dropped": 0,
+    }
 
 
 def test_since_champion_adds_rejected_rounds_on_the_same_champion_once(history):
@@ -92,7 +100,12 @@ def test_since_champion_adds_rejected_rounds_on_the_same_champion_once(history):
         ("c", "3"),
         ("d", "4"),
     ]
-    assert origin == {"round_rows": 2, "carried_rows": 2, "carried_from_rounds": [3]}
+    assert origin == {
+        "round_rows": 2,
+        "carried_rows": 2,
+        "carried_from_rounds": [3],
+        "carried_dropped": 0,
+    }
 
 
 def test_a_new_champion_starts_afresh(history):
@@ -125,6 +138,7 @@ def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
         "round_rows": 1,
         "carried_rows": 3,
         "carried_from_rounds": [3],
+        "carried_dropped": 0,
         "champion_rows": 1,
         "champion_rounds": [2],
     }
@@ -160,3 +174,35 @@ def test_lineage_walks_back_through_the_champions_parents(history):
     rows, origin = training_set(context, [])
     assert [r["prompt"] for r in rows] == ["h", "b"]
     assert origin["champion_rounds"] == [later, 2] and origin["carried_from_rounds"] == []
+
+
+def test_a_givens_cascade_drops_carried_rows_that_fail_it_and_keeps_the_champions(tmp_path):
+    """Rows carried from a looser cascade are checked again by the call-free givens check."""
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir(parents=True)
+    store = Store(ws.state_db)
+    maker = store.create_round("h", "{}", None)
+    store.commit_step(maker, RoundState.PROMOTED, model_version="1")
+    dropped_by_champion = row("Has 5, gets 3, spends 2?", "5 - 2 = 3. The answer is 3.")
+    with atomic_dir(ws.step_dir(maker, "verify")) as out:
+        write_jsonl(out / "accepted.jsonl", [dropped_by_champion])
+    loose = store.create_round("h", "{}", "1")
+    store.commit_step(loose, RoundState.REJECTED, model_version="2")
+    uses_all = row("Buys 4 at 7 each?", "4 x 7 = 28. The answer is 28.")
+    drops_one = row("Has 50, earns 98, spends 140?", "140 - 98 = 42. The answer is 42.")
+    with atomic_dir(ws.step_dir(loose, "verify")) as out:
+        write_jsonl(out / "accepted.jsonl", [uses_all, drops_one])
+    current = store.create_round("h", "{}", "1")
+    for stages, expected in (((POOL,), 2), ((GIVENS, POOL), 1)):
+        context = RoundContext(
+            round_id=current,
+            policy=policy("lineage", "fresh", stages),
+            workspace=ws,
+            store=store,
+            base_dir=Path("unused"),
+            champion=ModelRef("unused", "unused-adapter", "1"),
+        )
+        rows, origin = training_set(context, [])
+        assert (origin["carried_rows"], origin["carried_dropped"]) == (expected, 2 - expected)
+        assert uses_all in rows and dropped_by_champion in rows
+        assert (drops_one in rows) is (expected == 2)

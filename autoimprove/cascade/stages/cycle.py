@@ -5,13 +5,18 @@ hidden), then checks the reconstruction against the original:
 - `verdict`: a second call compares the two questions and answers [[Y]]/[[N]] (two calls a vote);
 - `quantities`: every number given in the original must reappear in the reconstruction (one
   call a vote). For small models a Y/N comparison carries no signal, a number check does.
+- `givens`: no judge call. The question can only be recovered from a solution that carries
+  every number the question gives, so the check a perfect reconstruction would make is run on
+  the solution itself: a candidate that never uses one of the question's numbers is rejected.
+  It catches the promoted model's typical confident mistake (a quantity dropped, every sample
+  agreeing), which pool agreement cannot see. Deterministic, so one vote.
 """
 
 from __future__ import annotations
 
 import re
 
-from autoimprove.answers import normalize_number
+from autoimprove.answers import normalize_number, strip_think
 from autoimprove.cascade.stages.base import (
     JudgeContext,
     load_prompt,
@@ -29,17 +34,33 @@ def numbers_in(text: str) -> set[str]:
     return {n for n in found if n is not None}
 
 
+def unused_givens(question: str, solution: str) -> set[str]:
+    """Numbers the question gives that the visible solution never mentions (the `givens` check;
+    empty when it passes)."""
+    return numbers_in(question) - numbers_in(strip_think(solution))
+
+
 class CycleStage:
     name = "cycle"
 
     def __init__(self, ctx: JudgeContext, mode: str):
         self.ctx = ctx
         self.mode = mode
-        self.calls_per_vote = 2 if mode == "verdict" else 1
+        self.calls_per_vote = {"verdict": 2, "quantities": 1, "givens": 0}[mode]
         self.infer_template = load_prompt("cycle_infer")
         self.compare_template = load_prompt("cycle_compare")
 
+    def _givens_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        votes = []
+        for c in candidates:
+            unused = unused_givens(c.prompt, c.text)
+            text = f"[unused quantities: {sorted(unused)}]" if unused else "[every quantity used]"
+            votes.append(Vote.on(c, self.name, wave, not unused, text))
+        return votes
+
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        if self.mode == "givens":
+            return self._givens_votes(candidates, wave)
         inferred = self.ctx.ask(
             [self.infer_template.format(solution=visible_solution(c)) for c in candidates],
             wave,
