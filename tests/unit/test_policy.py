@@ -136,44 +136,29 @@ def test_pool_mode_needs_fewer_votes_than_candidates():
         )
 
 
-def test_factuality_steps_is_one_greedy_vote(tmp_path):
+@pytest.mark.parametrize(
+    "kind, mode, why, other",
+    [
+        ("factuality", "steps", "factuality in steps mode recomputes greedily", "correctness"),
+        ("cycle", "givens", "cycle in givens mode is a deterministic check", "factuality"),
+    ],
+)
+def test_deterministic_modes_are_one_vote_of_their_own_stage(tmp_path, kind, mode, why, other):
     from autoimprove.policy import PolicyError, parse_policy
 
-    text = """
-seeds: {pool: x.jsonl}
-cascade: {stages: [{type: factuality, mode: steps, votes: 2}]}
-registry: {model_name: t}
-"""
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(text, folder=tmp_path)
-    assert any("votes: 1" in e for e in caught.value.errors)
-    assert parse_policy(text.replace("votes: 2", "votes: 1"), folder=tmp_path)
-    with pytest.raises(PolicyError):
-        parse_policy(
-            text.replace("factuality", "correctness").replace("votes: 2", "votes: 1"),
-            folder=tmp_path,
-        )
-
-
-def test_cycle_givens_is_one_vote_and_cycle_only(tmp_path):
-    from autoimprove.policy import PolicyError, parse_policy
-
-    text = """
-seeds: {pool: x.jsonl}
-cascade: {stages: [{type: cycle, mode: givens, votes: 2}]}
-registry: {model_name: t}
+    text = f"""
+seeds: {{pool: x.jsonl}}
+cascade: {{stages: [{{type: {kind}, mode: {mode}, votes: 2}}]}}
+registry: {{model_name: t}}
 """
     with pytest.raises(PolicyError) as caught:
         parse_policy(text, folder=tmp_path)
     assert caught.value.errors == [
-        "cascade.stages[0]: Value error, cycle in givens mode is a deterministic check: a "
-        "second vote would repeat the first; set votes: 1"
+        f"cascade.stages[0]: Value error, {why}: a second vote would repeat the first; set votes: 1"
     ]
     assert parse_policy(text.replace("votes: 2", "votes: 1"), folder=tmp_path)
-    with pytest.raises(PolicyError, match="choose one of verdict, steps"):
-        parse_policy(
-            text.replace("cycle", "factuality").replace("votes: 2", "votes: 1"), folder=tmp_path
-        )
+    with pytest.raises(PolicyError, match=f"cannot judge in mode '{mode}'"):
+        parse_policy(text.replace(kind, other).replace("votes: 2", "votes: 1"), folder=tmp_path)
 
 
 def test_early_stop_must_leave_items_after_the_first_look(tmp_path):
