@@ -1,10 +1,12 @@
 """Benchmark: training settings (lr, epochs, rank, data) replayed on a finished round's rows.
 
-Takes a workspace whose round R trained on the base model and was scored by the gate. For each
+Takes a workspace whose round R was scored by the gate, and trained from the base model: R ran
+on the base, or R's policy trains a new adapter each round (`training.mode: fresh`). For each
 `--set` (comma-separated dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`)
 it retrains R's adapter on the rows R's policy, so changed and validated, trains on (R's own;
-with `training.data=since_champion` also the carried ones), from the same base with the same
-training seed, and scores it greedily on the same held-out items as R's candidate. Reports,
+with `training.data=since_champion` also the carried ones, with `lineage` also the rows behind
+R's champion), from the same base with the same training seed, and scores it greedily on the
+held-out items R's candidate was scored on (all of them, or the first look's). Reports,
 per setting, training steps and time, pass@1 and the exact McNemar test against R's champion
 and against R's own candidate. Writes bench/out/training-<stamp>.json.
 
@@ -47,13 +49,12 @@ def main() -> None:
     from autoimprove.basemodel import resolve_base
     from autoimprove.context import RoundContext
     from autoimprove.evaluate import evaluate_model
-    from autoimprove.train import train_adapter
+    from autoimprove.train import train_adapter, training_start
     from autoimprove.trainset import training_set
     from autoimprove.types import ModelRef
     from autoimprove.verify import load_accepted
 
     ws, store, (row,), _ = finished_rounds(args.workspace, [args.round])
-    assert row.parent_version is None, "replays a round on the base model (no adapter to fetch)"
 
     def items(model: str) -> dict[str, bool]:
         return {r.item_id: bool(r.correct) for r in store.eval_items(args.round, model)}
@@ -63,12 +64,17 @@ def main() -> None:
     for setting in args.settings:
         policy = overridden(row.policy_json, setting)
         base = resolve_base(policy)
-        champion = ModelRef(str(base), None, None)
+        # The champion's version picks the carried and lineage rows; training starts from
+        # the base (a `continue` round on a champion would need its adapter: refused).
+        champion = ModelRef(str(base), None, row.parent_version)
         ctx = RoundContext(args.round, policy, ws, store, base, champion)
+        start = training_start(ctx)
+        if start.version is not None:
+            raise SystemExit(f"round {args.round} continues version {start.version}'s adapter")
         rows, origin = training_set(ctx, load_accepted(ctx))
         scratch = Path(tempfile.mkdtemp(prefix="training-"))
         started = time.perf_counter()
-        stats = train_adapter(champion, rows, policy, scratch / "adapter", scratch / "ckpt")
+        stats = train_adapter(start, rows, policy, scratch / "adapter", scratch / "ckpt")
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
         scored = evaluate_model(
@@ -76,6 +82,7 @@ def main() -> None:
             policy.evaluation,
             policy.model.dtype,
             policy.model.system_prompt,
+            items=range(len(own)),  # the candidate's items: the first look's when it stopped
         )
         eval_seconds = time.perf_counter() - started
         shutil.rmtree(scratch, ignore_errors=True)
