@@ -79,11 +79,10 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     data = ctx.policy.training.data
     carried, sources = carried_rows(ctx) if data in ("since_champion", "lineage") else ([], [])
     inherited, lineage = champion_rows(ctx) if data == "lineage" else ([], [])
-    checks_givens = any(s.type == "cycle" and s.mode == "givens" for s in ctx.policy.cascade.stages)
-    kept = [
-        r for r in carried if not (checks_givens and unused_givens(r["prompt"], r["completion"]))
-    ]
-    dropped, carried = len(carried) - len(kept), kept
+    dropped = 0
+    if any(s.type == "cycle" and s.mode == "givens" for s in ctx.policy.cascade.stages):
+        passing = [r for r in carried if not unused_givens(r["prompt"], r["completion"])]
+        dropped, carried = len(carried) - len(passing), passing
     seen: set[tuple[str, str]] = set()
     rows: list[dict] = []
     taken = {"round": 0, "carried": 0, "champion": 0}

@@ -33,11 +33,15 @@ def test_lineage_rows_are_shown_with_the_rounds_they_come_from():
             "train_rows": 57,
             "carried_rows": 30,
             "carried_from_rounds": [2, 3],
+            "carried_dropped": 2,
             "champion_rows": 8,
             "champion_rounds": [1],
         }
     )
-    assert "57 (30 carried from rejected round(s) 2, 3; 8 behind the champion, round(s) 1)" in text
+    assert (
+        "57 (30 carried from rejected round(s) 2, 3; 2 carried rows dropped by cycle/givens; "
+        "8 behind the champion, round(s) 1)"
+    ) in text
 
 
 def test_a_round_trained_on_its_own_rows_shows_no_origin_line():
