@@ -6,13 +6,17 @@ on the base, or R's policy trains a new adapter each round (`training.mode: fres
 it retrains R's adapter on the rows R's policy, so changed and validated, trains on (R's own;
 with `training.data=since_champion` also the carried ones, with `lineage` also the rows behind
 R's champion), from the same base with the same training seed, and scores it greedily on the
-held-out items R's candidate was scored on (all of them, or the first look's). Reports,
-per setting, training steps and time, pass@1 and the exact McNemar test against R's champion
-and against R's own candidate. Writes bench/out/training-<stamp>.json.
+held-out items R's candidate was scored on (all of them, or the first look's; `--items N`: the
+first N). Reports, per setting, training steps and time, pass@1 and the exact McNemar test
+against R's champion and against R's own candidate (on the items both were scored on).
+`--keep DIR` keeps each setting's adapter (safetensors) under DIR/1, DIR/2, ... Writes
+bench/out/training-<stamp>.json.
 
     python bench/training.py /tmp/issue6c/ws --round 2 --set training.data=since_champion
     python bench/training.py /tmp/issue6c/ws --round 2 \
         --set training.learning_rate=3e-4 --set training.learning_rate=1e-3
+    python bench/training.py /tmp/issue6g/ws --round 5 --set training.learning_rate=3e-4 \
+        --items 240 --keep /tmp/round5-3e-4
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ def main() -> None:
     parser.add_argument("workspace")
     parser.add_argument("--round", type=int, required=True)
     parser.add_argument("--set", action="append", required=True, dest="settings")
+    parser.add_argument(
+        "--items", type=int, help="score the first N held-out items (default: the candidate's)"
+    )
+    parser.add_argument("--keep", help="keep each setting's adapter under KEEP/<setting number>")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -82,9 +90,14 @@ def main() -> None:
             policy.evaluation,
             policy.model.dtype,
             policy.model.system_prompt,
-            items=range(len(own)),  # the candidate's items: the first look's when it stopped
+            # The candidate's items (the first look's when it stopped), or the first --items.
+            items=range(args.items or len(own)),
         )
         eval_seconds = time.perf_counter() - started
+        if args.keep:
+            kept = Path(args.keep) / str(len(results) + 1)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(scratch / "adapter", kept, dirs_exist_ok=True)
         shutil.rmtree(scratch, ignore_errors=True)
         new = dict(zip(scored.item_ids, scored.correct, strict=True))
         result = {
