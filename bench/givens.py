@@ -29,13 +29,10 @@ from pathlib import Path
 from learning import pool_answers  # bench/ is on sys.path when run as a script
 
 from autoimprove.answers import answers_match, extract_answer
+from autoimprove.artifacts import read_jsonl
 from autoimprove.cascade.stages import build_stage
 from autoimprove.cascade.stages.base import JudgeContext, peers_of
 from autoimprove.types import Candidate
-
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
 
 
 def _count(passed: list[Candidate], right: dict[tuple[str, int], bool]) -> dict:
@@ -47,7 +44,7 @@ def replay_round(folder: Path, answers: dict[str, str]) -> dict:
     """`givens` against pool agreement and against what the round accepted, on its candidates."""
     candidates = [
         Candidate(c["seed_id"], c["index"], c["prompt"], c["text"])
-        for c in _read(folder / "generate" / "candidates.jsonl")
+        for c in read_jsonl(folder / "generate" / "candidates.jsonl")
     ]
     ctx = JudgeContext(backend=None, temperature=0.7, max_new_tokens=8)  # type: ignore[arg-type]
     ctx.peers = peers_of(candidates)
@@ -63,19 +60,24 @@ def replay_round(folder: Path, answers: dict[str, str]) -> dict:
         and answers_match(a, answers[c.prompt])
         for c in candidates
     }
-    accepted = {
-        (r["seed_id"], r["candidate_index"]) for r in _read(folder / "verify/accepted.jsonl")
-    }
-    pooled = [c for c in candidates if all((c.seed_id, c.index) in a for a in agreed)]
-    took = [c for c in candidates if (c.seed_id, c.index) in accepted]
-    keep = [c for c in candidates if (c.seed_id, c.index) in uses_all]
+    took = folder / "verify" / "accepted.jsonl"
+    accepted = (
+        {(r["seed_id"], r["candidate_index"]) for r in read_jsonl(took)} if took.exists() else set()
+    )
+    pooled = set.intersection(*agreed)
+
+    def count(*passed: set) -> dict:
+        return _count(
+            [c for c in candidates if all((c.seed_id, c.index) in p for p in passed)], right
+        )
+
     return {
-        "candidates": _count(candidates, right),
-        "givens_alone": _count(keep, right),
-        "pool_v2": _count(pooled, right),
-        "pool_v2_then_givens": _count([c for c in pooled if c in keep], right),
-        "accepted": _count(took, right),
-        "accepted_then_givens": _count([c for c in took if c in keep], right),
+        "candidates": count(),
+        "givens_alone": count(uses_all),
+        "pool_v2": count(pooled),
+        "pool_v2_then_givens": count(pooled, uses_all),
+        "accepted": count(accepted),
+        "accepted_then_givens": count(accepted, uses_all),
     }
 
 
