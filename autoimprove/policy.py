@@ -198,6 +198,11 @@ class TrainingSection(_Strict):
     """LoRA shape."""
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
     """Peak learning rate."""
+    learning_rate_budget: float | None = Field(None, gt=0.0, le=100.0)
+    """When set, the learning rate is at most this divided by the round's optimizer steps
+    (rows over `batch_size`, rounded up, times `epochs`): a round with more rows behind it
+    takes smaller steps, so every round moves its adapter about as far. None = always
+    `learning_rate`."""
     epochs: int = Field(3, ge=1, le=100)
     """Passes over the round's accepted rows."""
     batch_size: int = Field(8, ge=1, le=4096)

@@ -17,6 +17,7 @@ the end of the current step and exits; the adapter is sealed only when all epoch
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from autoimprove.artifacts import atomic_dir, is_complete, seal_in_place, write_
 from autoimprove.backends.hf import resolve_dtype
 from autoimprove.context import RoundContext
 from autoimprove.faults import fault_point
-from autoimprove.policy import Policy
+from autoimprove.policy import Policy, TrainingSection
 from autoimprove.types import ModelRef
 
 STEP = "train"
@@ -92,6 +93,15 @@ def training_rows(accepted: list[dict], system_prompt: str | None) -> Dataset:
     )
 
 
+def learning_rate(cfg: TrainingSection, rows: int) -> float:
+    """The round's learning rate: `learning_rate`, capped by `learning_rate_budget` spread
+    over the optimizer steps `rows` take."""
+    if cfg.learning_rate_budget is None:
+        return cfg.learning_rate
+    steps = math.ceil(rows / cfg.batch_size) * cfg.epochs
+    return min(cfg.learning_rate, cfg.learning_rate_budget / max(steps, 1))
+
+
 def train_adapter(
     start: ModelRef, rows: list[dict], policy: Policy, out_dir: Path, checkpoints: Path
 ) -> dict[str, object]:
@@ -118,6 +128,7 @@ def train_adapter(
             ),
         )
     per_device = cfg.batch_size // cfg.grad_accum
+    rate = learning_rate(cfg, len(rows))
     resume = resume_point(checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
     args = SFTConfig(
@@ -125,7 +136,7 @@ def train_adapter(
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
+        learning_rate=rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
         logging_steps=1,
@@ -156,10 +167,12 @@ def train_adapter(
     seconds = time.perf_counter() - started
     stopping.check()  # stopped early: the checkpoint is saved, the adapter is not final
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    rates = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
     trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
     return {
         "train_rows": len(rows),
         "train_steps": trainer.state.global_step,
+        "learning_rate": rates[-1] if rates else rate,  # what the optimizer was given
         "train_seconds": round(seconds, 2),
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,

@@ -1,5 +1,6 @@
 """The transformers backend and LoRA training on a tiny locally built model (real TRL/PEFT)."""
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -139,6 +140,7 @@ def test_training_changes_lora_weights_and_writes_only_safetensors(tiny_model_di
     first = tmp_path / "round1"
     stats = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, first, tmp_path / "ck1")
     assert stats["train_rows"] == 3 and stats["train_steps"] == 4  # 2 epochs x ceil(3/2)
+    assert stats["learning_rate"] == pytest.approx(0.001)  # no budget: the policy's rate
     assert stats["loss_first"] is not None and stats["loss_last"] is not None
     files = sorted(p.name for p in first.iterdir())
     assert "adapter_model.safetensors" in files
@@ -157,12 +159,15 @@ def test_training_changes_lora_weights_and_writes_only_safetensors(tiny_model_di
 def test_training_resumes_from_the_newest_complete_checkpoint(tiny_model_dir, tmp_path):
     """A truncated newest checkpoint is skipped; training continues from the one before and
     ends where an uninterrupted run ends."""
-    text = POLICY.replace("training:\n", "training:\n  checkpoint_every: 1\n")
+    text = POLICY.replace(
+        "training:\n", "training:\n  checkpoint_every: 1\n  learning_rate_budget: 0.002\n"
+    )
     assert "checkpoint_every: 1" in text
     policy = parse_policy(text, folder=tmp_path)
     checkpoints = tmp_path / "ck"
     full = train_adapter(ModelRef(str(tiny_model_dir)), ROWS, policy, tmp_path / "a", checkpoints)
     assert full["resumed_from_step"] is None and full["train_steps"] == 4
+    assert full["learning_rate"] == pytest.approx(0.002 / 4)  # the budget over 4 steps
     kept = sorted(p.name for p in checkpoints.glob("checkpoint-*"))
     assert kept == ["checkpoint-3", "checkpoint-4"]  # the newest two, each sealed
     assert all((checkpoints / k / "MANIFEST.json").is_file() for k in kept)
@@ -177,6 +182,7 @@ def test_training_resumes_from_the_newest_complete_checkpoint(tiny_model_dir, tm
         ModelRef(str(tiny_model_dir)), ROWS, policy, tmp_path / "b", checkpoints
     )
     assert resumed["resumed_from_step"] == 3 and resumed["train_steps"] == 4
+    assert resumed["learning_rate"] == full["learning_rate"]
     a, b = _lora_b(tmp_path / "a"), _lora_b(tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
