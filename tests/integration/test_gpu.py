@@ -1,5 +1,5 @@
 """The transformers backend on a CUDA GPU. Runs where a GPU is present (the device check in
-BENCHMARKS.md ran it with test_backend_train.py, whose tests then run on the GPU too); on a
+README.md ran it with test_backend_train.py, whose tests then run on the GPU too); on a
 CPU-only machine there is nothing here to exercise."""
 
 import pytest
