@@ -83,6 +83,10 @@ def summary_table(d: dict) -> Table:
             "training loss first → last",
             f"{train.get('loss_first'):.3f} → {train.get('loss_last'):.3f}",
         )
+        if train.get("learning_rate") is not None:
+            table.add_row(
+                "training steps × rate", f"{train['train_steps']} × {train['learning_rate']:.2g}"
+            )
         origins = []
         if train.get("carried_rows"):
             sources = ", ".join(str(i) for i in train["carried_from_rounds"])

@@ -47,3 +47,9 @@ def test_lineage_rows_are_shown_with_the_rounds_they_come_from():
 def test_a_round_trained_on_its_own_rows_shows_no_origin_line():
     text = shown({"train_rows": 19, "carried_rows": 0, "carried_from_rounds": []})
     assert "training rows" not in text and "0.157 → 0.106" in text
+    assert "training steps" not in text  # rounds from before the rate was recorded
+
+
+def test_the_rate_a_round_trained_at_is_shown_with_its_steps():
+    text = shown({"train_rows": 60, "train_steps": 6, "learning_rate": 2e-3 / 6})
+    assert "training steps × rate" in text and "6 × 0.00033" in text
