@@ -194,6 +194,11 @@ class TrainingSection(_Strict):
     candidate wins). `lineage`: those, plus every row behind the champion (what each round
     from it back to the base model trained on), so data accumulates across promotions too.
     A round that accepts nothing still skips training either way."""
+    max_rows: int | None = Field(None, ge=1, le=10_000_000)
+    """At most this many rows a round: this round's own first, then the champion's, then the
+    carried rows, newest round first; the rest sit this round out (counted in the train
+    summary). Keeps a lineage round's training time from growing with every rejected round.
+    None = every row."""
     lora: LoraSection = LoraSection()
     """LoRA shape."""
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0)

@@ -17,6 +17,10 @@ the call-free `cycle: givens` check, carried rows that fail it are dropped (coun
 cascade would reject, and that check needs no model call to replay. The champion's own rows
 are kept as they are: they are what it was made from.
 
+`training.max_rows` caps a round's rows: its own first, then the champion's, then the carried
+ones from the newest rejected rounds, so a champion that sits through many rejected rounds does
+not make each round's training longer than the last; the window moves on as rounds pass.
+
 Rounds run one at a time and the earlier ones are final before this one trains, so a resumed
 `train` step reads the same set again.
 """
@@ -84,15 +88,16 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
         passing = [r for r in carried if not unused_givens(r["prompt"], r["completion"])]
         dropped, carried = len(carried) - len(passing), passing
     seen: set[tuple[str, str]] = set()
-    rows: list[dict] = []
-    taken = {"round": 0, "carried": 0, "champion": 0}
+    tagged: list[tuple[str, dict]] = []
     for origin, group in (("round", accepted), ("carried", carried), ("champion", inherited)):
         for row in group:
             key = (row["prompt"], row["completion"])
             if key not in seen:
                 seen.add(key)
-                rows.append(row)
-                taken[origin] += 1
+                tagged.append((origin, row))
+    kept, left_out = capped(tagged, ctx.policy.training.max_rows)
+    rows = [row for _, row in kept]
+    taken = {origin: sum(1 for o, _ in kept if o == origin) for origin in _PRIORITY}
     summary = {
         "round_rows": len(accepted),
         "carried_rows": taken["carried"],
@@ -101,4 +106,23 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     }
     if data == "lineage":
         summary |= {"champion_rows": taken["champion"], "champion_rounds": lineage}
+    if ctx.policy.training.max_rows is not None:
+        summary["rows_left_out"] = left_out
     return rows, summary
+
+
+_PRIORITY = ("round", "champion", "carried")
+
+
+def capped(tagged: list[tuple[str, dict]], cap: int | None) -> tuple[list[tuple[str, dict]], int]:
+    """At most `cap` of the (origin, row) pairs, in their order, and how many were left out:
+    this round's rows first, then the champion's, then the carried ones from the newest
+    rounds (they come oldest round first, so the last ones are kept)."""
+    if cap is None or len(tagged) <= cap:
+        return tagged, 0
+    ranked = sorted(
+        range(len(tagged)),
+        key=lambda i: (_PRIORITY.index(tagged[i][0]), -i if tagged[i][0] == "carried" else i),
+    )
+    chosen = sorted(ranked[:cap])
+    return [tagged[i] for i in chosen], len(tagged) - cap

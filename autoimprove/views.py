@@ -96,6 +96,8 @@ def summary_table(d: dict) -> Table:
         if train.get("champion_rows"):
             sources = ", ".join(str(i) for i in train["champion_rounds"])
             origins.append(f"{train['champion_rows']} behind the champion, round(s) {sources}")
+        if train.get("rows_left_out"):
+            origins.append(f"{train['rows_left_out']} left out by training.max_rows")
         if origins:
             table.add_row("training rows", f"{train['train_rows']} ({'; '.join(origins)})")
     ev = d["eval"]

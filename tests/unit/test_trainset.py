@@ -10,7 +10,7 @@ from autoimprove.context import RoundContext, Workspace
 from autoimprove.policy import Policy
 from autoimprove.store import RoundState, Store
 from autoimprove.train import training_start
-from autoimprove.trainset import training_set
+from autoimprove.trainset import capped, training_set
 from autoimprove.types import ModelRef
 
 POOL = {"type": "correctness", "mode": "pool", "votes": 2}
@@ -150,6 +150,50 @@ def test_lineage_adds_the_rows_the_champion_was_trained_on(history):
     rows, origin = training_set(ctx(history, "lineage"), [row("g", "7")])
     assert [r["prompt"] for r in rows] == ["g", "c", "d", "x", "b", "old"]
     assert origin["champion_rows"] == 2
+
+
+@pytest.mark.parametrize(
+    ("cap", "prompts", "left_out"),
+    [
+        (None, ["g", "c", "d", "x", "b"], None),
+        (5, ["g", "c", "d", "x", "b"], 0),
+        # Own row, then the champion's, then carried rows from the newest end.
+        (3, ["g", "x", "b"], 2),
+        (2, ["g", "b"], 3),
+        (1, ["g"], 4),
+    ],
+)
+def test_max_rows_keeps_the_rounds_own_then_the_champions_then_the_newest_carried(
+    history, cap, prompts, left_out
+):
+    context = ctx(history, "lineage")
+    context.policy = context.policy.model_copy(
+        update={"training": context.policy.training.model_copy(update={"max_rows": cap})}
+    )
+    rows, origin = training_set(context, [row("g", "7")])
+    assert [r["prompt"] for r in rows] == prompts
+    assert origin.get("rows_left_out") == left_out
+    assert origin["round_rows"] == 1  # this round's rows found, whether or not all trained
+    assert origin["champion_rows"] == ("b" in prompts)
+    assert origin["carried_rows"] == len(prompts) - 1 - ("b" in prompts)
+
+
+def test_capped_prefers_newer_carried_rows_and_keeps_the_order():
+    tagged = [
+        ("round", {"n": "r1"}),
+        ("carried", {"n": "c-old"}),
+        ("carried", {"n": "c-mid"}),
+        ("carried", {"n": "c-new"}),
+        ("champion", {"n": "h1"}),
+        ("round", {"n": "r2"}),
+    ]
+    kept, left_out = capped(tagged, 4)
+    assert [r["n"] for _, r in kept] == ["r1", "c-new", "h1", "r2"]
+    assert left_out == 2
+    assert capped(tagged, None) == (tagged, 0)
+    assert capped(tagged, 6) == (tagged, 0)
+    kept, left_out = capped(tagged, 1)
+    assert ([r["n"] for _, r in kept], left_out) == (["r1"], 5)
 
 
 @pytest.mark.parametrize(("mode", "adapter"), [("continue", "unused-adapter"), ("fresh", None)])

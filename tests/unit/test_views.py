@@ -36,11 +36,12 @@ def test_lineage_rows_are_shown_with_the_rounds_they_come_from():
             "carried_dropped": 2,
             "champion_rows": 8,
             "champion_rounds": [1],
+            "rows_left_out": 4,
         }
     )
     assert (
         "57 (30 carried from rejected round(s) 2, 3; 2 carried rows dropped by cycle/givens; "
-        "8 behind the champion, round(s) 1)"
+        "8 behind the champion, round(s) 1; 4 left out by training.max_rows)"
     ) in text
 
 
