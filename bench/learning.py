@@ -65,8 +65,12 @@ def _precision(ws: Path, round_id: int, answers: dict[str, str]) -> dict:
     path = ws / "rounds" / f"{round_id:05d}" / "verify" / "accepted.jsonl"
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
     labeled = [r for r in rows if r["prompt"] in answers]
+    # Strict, as bench/givens.py reads them: a row counts as right only where it states its
+    # final answer (no fallback to the last number written).
     right = sum(
-        answers_match(extract_answer(r["completion"]), answers[r["prompt"]]) for r in labeled
+        (stated := extract_answer(r["completion"], strict=True)) is not None
+        and answers_match(stated, answers[r["prompt"]])
+        for r in labeled
     )
     return {"rows": len(rows), "checked": len(labeled), "correct": right}
 
