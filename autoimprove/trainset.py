@@ -33,10 +33,10 @@ from autoimprove.context import RoundContext
 from autoimprove.store import RoundState
 
 
-def carried_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
-    """Accepted rows of earlier rejected rounds on this round's champion, and those rounds' ids."""
-    rows: list[dict] = []
-    sources: list[int] = []
+def carried_rows(ctx: RoundContext) -> list[tuple[int, list[dict]]]:
+    """Accepted rows of earlier rejected rounds on this round's champion, by round, oldest
+    first."""
+    found_by_round: list[tuple[int, list[dict]]] = []
     for earlier in sorted(ctx.store.list_rounds(), key=lambda r: r.id or 0):
         assert earlier.id is not None
         if (
@@ -50,9 +50,8 @@ def carried_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
             continue
         found = read_jsonl(folder / "accepted.jsonl")
         if found:
-            rows.extend(found)
-            sources.append(earlier.id)
-    return rows, sources
+            found_by_round.append((earlier.id, found))
+    return found_by_round
 
 
 def champion_rows(ctx: RoundContext) -> tuple[list[dict], list[int]]:
@@ -81,7 +80,9 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     under `lineage` the champion's own (each (prompt, completion) once), and a summary of
     where they came from."""
     data = ctx.policy.training.data
-    carried, sources = carried_rows(ctx) if data in ("since_champion", "lineage") else ([], [])
+    by_round = carried_rows(ctx) if data in ("since_champion", "lineage") else []
+    carried = [row for _, group in by_round for row in group]
+    sources = [rid for rid, _ in by_round]
     inherited, lineage = champion_rows(ctx) if data == "lineage" else ([], [])
     dropped = 0
     if any(s.type == "cycle" and s.mode == "givens" for s in ctx.policy.cascade.stages):
@@ -98,6 +99,9 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     kept, left_out = capped(tagged, ctx.policy.training.max_rows)
     rows = [row for _, row in kept]
     taken = {origin: sum(1 for o, _ in kept if o == origin) for origin in _PRIORITY}
+    if left_out:  # name only the rounds whose rows are still in
+        in_use = {id(row) for origin, row in kept if origin == "carried"}
+        sources = [rid for rid, group in by_round if any(id(r) in in_use for r in group)]
     summary = {
         "round_rows": len(accepted),
         "carried_rows": taken["carried"],

@@ -173,6 +173,7 @@ def test_max_rows_keeps_the_rounds_own_then_the_champions_then_the_newest_carrie
     rows, origin = training_set(context, [row("g", "7")])
     assert [r["prompt"] for r in rows] == prompts
     assert origin.get("rows_left_out") == left_out
+    assert origin["carried_from_rounds"] == ([3] if "x" in prompts else [])
     assert origin["round_rows"] == 1  # this round's rows found, whether or not all trained
     assert origin["champion_rows"] == ("b" in prompts)
     assert origin["carried_rows"] == len(prompts) - 1 - ("b" in prompts)
