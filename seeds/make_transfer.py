@@ -1,8 +1,9 @@
 """Generate the transfer check: word problems unlike the seed pool in structure and phrasing.
 
 What it makes
-    ``autoimprove/tasks/arith_heldout/arith_transfer.jsonl`` -- 120 labeled problems read by the
-    lm-eval task ``autoimprove_arith_transfer`` (same loader and scorer as the held-out task).
+    ``autoimprove/tasks/arith_heldout/arith_transfer.jsonl`` -- 480 labeled problems read by the
+    lm-eval task ``autoimprove_arith_transfer`` (same loader and scorer as the held-out task),
+    60 of each structure, no two the same problem (names aside).
 
 Why it exists
     The held-out task shares the pool's 18 problem structures (only the wording family
@@ -12,6 +13,12 @@ Why it exists
     closing instruction. A round that helps arithmetic reasoning should help here too; a round
     that only memorised the pool's shapes will not. Use it as a guard task
     (`evaluation.guard_tasks`) or as the main task of a transfer run.
+
+Why 480
+    Version 1 had 120 problems. On them the promoted model gained 7.5 points (24 won, 15 lost,
+    exact McNemar p = 0.20): a paired test on 120 items cannot tell a gain that size from
+    noise. Four times the items can (the same rates give p < 0.01). Version 2 also widens the
+    number ranges so that 60 distinct problems of each structure exist with room to spare.
 
 Run ``python seeds/make_transfer.py`` to rewrite the file (deterministic).
 """
@@ -25,37 +32,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_PATH = ROOT / "autoimprove" / "tasks" / "arith_heldout" / "arith_transfer.jsonl"
-SIZE = 120
+SIZE = 480
 SEED = 20_251_126
 INSTRUCTION = "Work it out, and put the final number alone on the last line."
 NAMES = ["Priya", "Tomas", "Aiko", "Kwame", "Lucia", "Omar", "Greta", "Ravi", "Noor", "Felix"]
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 
 Problem = tuple[str, int]
 
 
 def _percent(rng: random.Random) -> Problem | None:
-    price = rng.choice([40, 60, 80, 120, 150, 200, 240])
-    off = rng.choice([10, 20, 25, 50])
-    if price * off % 100:
-        return None
+    price = rng.randrange(40, 400, 20)
+    off = rng.choice([10, 20, 25, 30, 40, 50])
+    count = rng.randint(2, 4)
     name = rng.choice(NAMES)
     text = (
         f"A lamp is priced at ${price}. During a sale its price drops by {off} percent. "
-        f"{name} buys two of these lamps at the sale price. What does {name} pay in dollars?"
+        f"{name} buys {NUMBER_WORDS[count]} of these lamps at the sale price. "
+        f"What does {name} pay in dollars?"
     )
-    return text, 2 * (price - price * off // 100)
+    return text, count * (price - price * off // 100)
 
 
 def _units(rng: random.Random) -> Problem | None:
-    grams = rng.choice([125, 200, 250, 400, 500])
-    loaves = rng.randint(2, 16)
-    if grams * loaves % 1000:
+    each = rng.choice([125, 200, 250, 400, 500, 600, 750])
+    count = rng.randint(2, 40)
+    if each * count % 1000:
         return None
-    text = (
-        f"Each loaf of bread uses {grams} grams of flour. A bakery bakes {loaves} loaves. "
-        "How many kilograms of flour does the bakery use?"
+    text = rng.choice(
+        [
+            f"Each loaf of bread uses {each} grams of flour. A bakery bakes {count} loaves. "
+            "How many kilograms of flour does the bakery use?",
+            f"Each bottle holds {each} millilitres of juice. A cafe fills {count} bottles. "
+            "How many litres of juice does the cafe use?",
+            f"Each shelf board is {each} millimetres long. A carpenter lays {count} boards end "
+            "to end. How many metres long is the row?",
+        ]
     )
-    return text, grams * loaves // 1000
+    return text, each * count // 1000
 
 
 def _clock(rng: random.Random) -> Problem | None:
@@ -98,13 +112,16 @@ def _backwards(rng: random.Random) -> Problem | None:
 
 
 def _ratio(rng: random.Random) -> Problem | None:
-    a, b = rng.choice([(1, 2), (2, 3), (3, 5), (1, 4), (3, 4), (2, 5)])
-    total = (a + b) * rng.randint(3, 12)
+    a, b = rng.choice(
+        [(1, 2), (2, 3), (3, 5), (1, 4), (3, 4), (2, 5), (1, 3), (4, 5), (3, 7), (2, 7)]
+    )
+    total = (a + b) * rng.randint(3, 20)
+    colour, share = rng.choice([("red", a), ("green", b)])
     text = (
         f"A jar holds red and green marbles in the ratio {a} to {b}. There are {total} marbles "
-        "in the jar altogether. How many of them are green?"
+        f"in the jar altogether. How many of them are {colour}?"
     )
-    return text, total * b // (a + b)
+    return text, total * share // (a + b)
 
 
 def _fence(rng: random.Random) -> Problem | None:
@@ -144,16 +161,24 @@ STRUCTURES: list[Callable[[random.Random], Problem | None]] = [
 ]
 
 
+def problem_key(text: str) -> str:
+    """The problem with its person's name blanked: two texts that differ only in the name are
+    the same problem, and would count twice in a paired test."""
+    for name in NAMES:
+        text = text.replace(name, "_")
+    return text
+
+
 def build_transfer(n: int = SIZE, seed: int = SEED) -> list[dict[str, str]]:
     rng = random.Random(seed)
     seen: set[str] = set()
     rows: list[dict[str, str]] = []
     while len(rows) < n:
         made = STRUCTURES[len(rows) % len(STRUCTURES)](rng)
-        if made is None or made[0] in seen:
+        if made is None or problem_key(made[0]) in seen:
             continue
         text, answer = made
-        seen.add(text)
+        seen.add(problem_key(text))
         rows.append(
             {
                 "id": f"arith-transfer-{len(rows) + 1:04d}",
