@@ -153,9 +153,11 @@ def run_audit(
     labeled: list[Labeled],
     variants: list[CascadeSection] | None = None,
     progress: Progress | None = None,
+    adapter: Path | None = None,
 ) -> dict:
-    """Generate like a round (base model of the policy) once, judge the candidates with the
-    policy's cascade and each variant, and score every cascade against the labels."""
+    """Generate like a round once (the policy's base model, with `adapter` on it when given:
+    a champion's or a round's LoRA), judge the candidates with the policy's cascade and each
+    variant, and score every cascade against the labels."""
     from autoimprove.backends.base import user_turn
     from autoimprove.backends.hf import HFBackend
     from autoimprove.basemodel import resolve_base
@@ -172,9 +174,8 @@ def run_audit(
         if progress and done[0] <= total:
             progress("audit generate", done[0], total)
 
-    backend = HFBackend(
-        ModelRef(str(resolve_base(policy))), policy.model.dtype, gen.batch, generated_some
-    )
+    model = ModelRef(str(resolve_base(policy)), None if adapter is None else str(adapter))
+    backend = HFBackend(model, policy.model.dtype, gen.batch, generated_some)
     started = time.perf_counter()
     sampling = Sampling(
         n=gen.n,
@@ -229,6 +230,7 @@ def run_audit(
         )
     backend.close()
     return {
+        "model": {"base": model.base_dir, "adapter": model.adapter_dir},
         "problems": len(labeled),
         "candidates_per_problem": gen.n,
         "generation_seconds": round(generated - started, 1),

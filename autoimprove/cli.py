@@ -292,6 +292,13 @@ def audit(
             "stages joined by commas (repeatable)."
         ),
     ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="A LoRA adapter folder to audit on the policy's base model, e.g. the "
+            "champion's: <workspace>/rounds/<round>/train/adapter."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the verifier: the policy's generation + cascade on labeled problems; yield,
@@ -300,6 +307,8 @@ def audit(
     loaded = _load(policy)
     if not labeled.is_file():
         raise _fail(f"no labeled file at {labeled}")
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        raise _fail(f"--adapter: {adapter} holds no adapter_config.json (not a LoRA adapter)")
     from autoimprove.audit import load_labeled, parse_variant, run_audit
 
     rows, bad = load_labeled(labeled, limit)
@@ -311,11 +320,13 @@ def audit(
         raise _fail(f"--variant: {exc}".replace("\n", " ")) from exc
     bars, progress = _progress_bars()
     with bars:
-        measured = run_audit(loaded, rows, cascades, progress)
+        measured = run_audit(loaded, rows, cascades, progress, adapter)
     out = {"labeled_file": str(labeled), "bad_rows": bad, **measured}
     if as_json:
         print(json.dumps(out, indent=1))
         return
+    if adapter is not None:
+        console.print(f"model: {out['model']['base']} + adapter {adapter}", highlight=False)
     console.print(
         f"{out['problems']} problems x {out['candidates_per_problem']} candidates, "
         f"{out['correct_candidates']} correct (base precision {out['base_precision']})",

@@ -300,6 +300,38 @@ def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
     assert missing.exit_code == 2 and "no labeled file" in missing.output
 
 
+def test_audit_of_an_adapter_judges_that_models_candidates(answering_model_dir, tmp_path):
+    # A LoRA with random (not zero) B weights on the answering model: it no longer says 5, so
+    # the audit of the adapter must count fewer right candidates than the base's 3 of 4 x 2.
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(answering_model_dir)
+    tuned_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, weights in tuned_model.named_parameters():
+        if "lora_" in name:  # large random A and B: the adapter moves every attention output
+            torch.nn.init.normal_(weights, std=1.0)
+    adapter = tmp_path / "adapter"
+    tuned_model.save_pretrained(adapter)
+    policy = write_policy(tmp_path, answering_model_dir)
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text(
+        "".join(
+            json.dumps({"id": f"l{i}", "prompt": POOL_ROWS[i]["prompt"], "answer": "5"}) + "\n"
+            for i in range(3)
+        )
+    )
+    args = ["audit", "--policy", str(policy), "--labeled", str(labeled)]
+    plain = invoke(*args)
+    tuned = invoke(*args, "--adapter", str(adapter))
+    assert plain["model"]["adapter"] is None and plain["correct_candidates"] == 6
+    assert tuned["model"]["adapter"] == str(adapter)
+    assert tuned["candidates"] == 6 and tuned["correct_candidates"] < 6
+    wrong = runner.invoke(app, [*args, "--adapter", str(tmp_path)])
+    assert wrong.exit_code == 2 and "adapter_config.json" in wrong.output
+
+
 def test_builtin_task_without_data_fails_before_any_compute(answering_model_dir, tmp_path):
     policy = write_policy(
         tmp_path, answering_model_dir, evaluation="task: gsm8k, guard_tasks: [no_such_task_xyz]"
