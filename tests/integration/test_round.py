@@ -301,8 +301,8 @@ def test_audit_scores_the_cascade_against_labels(answering_model_dir, tmp_path):
 
 
 def test_audit_of_an_adapter_judges_that_models_candidates(answering_model_dir, tmp_path):
-    # A LoRA with random (not zero) B weights on the answering model: it no longer says 5, so
-    # the audit of the adapter must count fewer right candidates than the base's 3 of 4 x 2.
+    # A LoRA with large random A and B on the answering model: it no longer says 5, so the
+    # audit of the adapter must count fewer right candidates than the base's 6 (3 problems x 2).
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -310,7 +310,7 @@ def test_audit_of_an_adapter_judges_that_models_candidates(answering_model_dir, 
     base = AutoModelForCausalLM.from_pretrained(answering_model_dir)
     tuned_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     for name, weights in tuned_model.named_parameters():
-        if "lora_" in name:  # large random A and B: the adapter moves every attention output
+        if "lora_" in name:  # (PEFT starts B at zero: a no-op adapter)
             torch.nn.init.normal_(weights, std=1.0)
     adapter = tmp_path / "adapter"
     tuned_model.save_pretrained(adapter)
