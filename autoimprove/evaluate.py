@@ -350,11 +350,31 @@ def read_stats(folder: Path) -> dict:
     return json.loads((folder / "stats.json").read_text())
 
 
+def _main_test_rejects(ctx: RoundContext, specs: list[Spec]) -> str | None:
+    """The gate's reason to reject on the main task and baselines alone (None: it would promote
+    unless a guard task blocks). Reads the sealed shards of `specs`."""
+    from autoimprove import gate
+
+    results = {
+        s.name: eval_result(s.task, read_jsonl(ctx.shard_dir(STEP, s.folder) / "items.jsonl"))
+        for s in specs
+    }
+    baselines: dict[str, EvalResult] = {
+        k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
+    }
+    decision = gate.decide(
+        results["champion"], results["candidate"], ctx.policy.promotion, baselines
+    )
+    return None if decision.promote else decision.reason
+
+
 def run(ctx: RoundContext) -> dict:
     """Run every planned evaluation (each sealed as a shard, so a resume skips finished ones);
     champion-side results come from the workspace's eval cache when the champion, task and
     settings are unchanged since an earlier round. Under `evaluation.early_stop` the
-    candidate is scored in two looks, and a stop at the first skips its guard tasks."""
+    candidate is scored in two looks, and a stop at the first skips its guard tasks. Under
+    `evaluation.guard_scoring: on_promotion` the guard tasks are scored last, and only when
+    the gate would promote on the main task."""
     from autoimprove.backends.hf import load_model
     from autoimprove.early_stop import candidate_in_two_looks, stopped_early
     from autoimprove.train import adapter_dir
@@ -365,6 +385,9 @@ def run(ctx: RoundContext) -> dict:
         "candidate": ModelRef(str(ctx.base_dir), str(adapter_dir(ctx)), None),
     }
     specs = plan(policy)
+    deferred = policy.evaluation.guard_scoring == "on_promotion"
+    guard_specs = [s for s in specs if s.name.startswith("guard/")]
+    main_specs = [s for s in specs if s not in guard_specs]
     loaded: dict[str, tuple] = {}
 
     def model_for(side: str) -> tuple:
@@ -373,21 +396,21 @@ def run(ctx: RoundContext) -> dict:
             loaded[side] = load_model(refs[side], policy.model.dtype)
         return loaded[side]
 
-    for spec in specs:
+    def score(spec: Spec) -> None:
         folder = ctx.shard_dir(STEP, spec.folder)
         if is_complete(folder) or (spec.side == "candidate" and stopped_early(ctx)):
-            continue
+            return
         cache = None
         if spec.side == "champion":
             cache = ctx.workspace.eval_cache / cache_key(policy, ctx.champion, spec)
             if is_complete(cache):
                 _copy_sealed(cache, folder, {"cached": True})
-                continue
+                return
         if spec.name == "candidate" and policy.evaluation.early_stop is not None:
             candidate_in_two_looks(
                 ctx, spec, refs["candidate"], lambda: model_for("candidate"), folder
             )
-            continue
+            return
         stopping.check()
         started = time.perf_counter()
         result = _evaluate(spec, refs[spec.side], policy, model_for(spec.side))
@@ -395,11 +418,24 @@ def run(ctx: RoundContext) -> dict:
         if cache is not None:
             _copy_sealed(folder, cache)
         fault_point(STEP, "after_shard")
+
+    skipped_guards = None
+    for spec in main_specs if deferred else specs:
+        score(spec)
+    if deferred and guard_specs:
+        skipped_guards = (
+            "stopped early" if stopped_early(ctx) else _main_test_rejects(ctx, main_specs)
+        )
+        for spec in guard_specs if skipped_guards is None else []:
+            score(spec)
     summary: dict = {"task": policy.evaluation.task, "results": {}, "guards": {}}
     stop = stopped_early(ctx)
     if stop:
         summary["stopped_early"] = stop
         specs = [s for s in specs if s.side == "champion" or s.name == "candidate"]
+    if skipped_guards is not None:
+        summary["guards_not_scored"] = skipped_guards
+        specs = main_specs
     saved = 0.0
     with atomic_dir(ctx.step_dir(STEP)) as out:
         for spec in specs:

@@ -260,6 +260,12 @@ class EvaluationSection(_Strict):
     guard_tasks: list[str] = []
     """More lm-eval tasks champion and candidate are both scored on; the candidate must not
     regress on any by more than `promotion.guard_tolerance`."""
+    guard_scoring: Literal["always", "on_promotion"] = "always"
+    """`on_promotion`: score the guard tasks only for a candidate that has already passed the
+    gate's paired test (and `require_beat`). Guards can only block a promotion, so a rejected
+    candidate's guard scores decide nothing; this saves their cost (both sides, on a first
+    round) on every rejected round, which then records no guard numbers. `always`: every round
+    is scored on them (a futility stop still skips the candidate's)."""
     early_stop: int | None = Field(None, ge=1)
     """Score the candidate on the first `early_stop` items first. When it has not won more of
     them than it lost against the champion, the other items and its guard tasks are not scored

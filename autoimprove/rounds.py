@@ -309,10 +309,13 @@ class Controller:
             k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
         }
         stopped = summary.get("stopped_early")
+        # No guard results when the candidate stopped early or (guard_scoring: on_promotion)
+        # failed the main test: the gate rejects it on those grounds alone.
+        unguarded = stopped or summary.get("guards_not_scored")
         guards = {
             task: (results[f"guard/{task}/champion"], results[f"guard/{task}/candidate"])
             for task in policy.evaluation.guard_tasks
-            if not stopped
+            if not unguarded
         }
         champion, candidate = results["champion"], results["candidate"]
         if stopped:  # the candidate has its first look's items only; compare on those
@@ -320,6 +323,11 @@ class Controller:
         decision = gate.decide(
             champion, candidate, policy.promotion, baselines, guards, stopped_early=stopped
         )
+        if decision.promote and unguarded:
+            raise RuntimeError(
+                f"round {round_id}: the gate would promote a candidate whose guard tasks were "
+                "not scored; was the policy's promotion section changed mid-round?"
+            )
         self.store.commit_step(
             round_id,
             RoundState.DECIDED,

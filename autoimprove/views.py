@@ -58,6 +58,7 @@ def round_detail(row: RoundRow, champion_version: str | None = None) -> dict:
             **{name: ev.get(name) for name in EVALUATIONS},
             "guards": ev.get("guards") or {},
             "stopped_early": ev.get("stopped_early"),
+            "guards_not_scored": ev.get("guards_not_scored"),
             "p_value": (summary.get("gate") or {}).get("p_value"),
             "seconds_saved_by_cache": ev.get("eval_seconds_saved_by_cache"),
         },
@@ -128,6 +129,8 @@ def summary_table(d: dict) -> Table:
             f"champion {sides['champion']['pass_at_1']:.3f} → candidate "
             + (f"{scored['pass_at_1']:.3f}" if scored else "not scored (stopped early)"),
         )
+    if ev.get("guards_not_scored"):
+        table.add_row("guard tasks", "not scored: the candidate did not pass the main test")
     if ev.get("p_value") is not None:
         table.add_row("paired test p", f"{ev['p_value']:.3g}")
     table.add_row("decision", str(d["decision"]))

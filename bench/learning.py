@@ -5,7 +5,9 @@ writes, per round: verified rows, their precision (each accepted row's final ans
 against the answer `seeds/make_arith.py` recomputes for its seed: a measurement only, the
 service never sees labels), rows per CPU-hour (CPU seconds of the whole round, all processes),
 pass@1 of champion and candidate on the held-out task and on each guard task with 95%
-intervals, the gate's p-value and decision. Also the gain of the final champion over the base
+intervals (under `evaluation.guard_scoring: on_promotion`, as in the quickstart, a guard task
+is scored only on rounds that pass the main test; `--set evaluation.guard_scoring=always` scores
+every round), the gate's p-value and decision. Also the gain of the final champion over the base
 (round 1's champion) on every task. `--workspace` continues an existing chain; the PNG then
 plots every round of the workspace, read from its state database. Writes
 bench/out/learning-<stamp>.json and bench/out/learning-<stamp>.png.
@@ -106,14 +108,18 @@ def _scored(ws: Path) -> dict[tuple[int, str], dict[str, bool]]:
 def _final_vs_base(
     scored: dict[tuple[int, str], dict[str, bool]], tasks: list[str], final_round: int | None
 ) -> dict:
-    """Per task: the final champion (the candidate of the round that made it) against the base
-    (round 1's champion), paired on the same items, exact McNemar."""
+    """Per task: the final champion (the candidate of the round that made it) against the base,
+    paired on the same items, exact McNemar. The base's scores on a task are the earliest
+    round's champion scores on it: round 1, or on a guard task scored only on promotion, the
+    first promotion's (no earlier round can have scored a champion other than the base)."""
     if final_round is None:
         return {}
     out = {}
     for i, task in enumerate(tasks):
         names = _eval_names(tasks, i)
-        old, new = scored.get((1, names[0]), {}), scored.get((final_round, names[1]), {})
+        first = min((r for r, name in scored if name == names[0]), default=None)
+        old = scored.get((first, names[0]), {}) if first is not None else {}
+        new = scored.get((final_round, names[1]), {})
         shared = sorted(set(old) & set(new))
         if not shared:
             continue
@@ -231,7 +237,10 @@ def main() -> None:
     policy_path = ws / "bench-policy.yaml"
     ws.mkdir(parents=True, exist_ok=True)
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    tasks = [policy["evaluation"].get("task", "autoimprove_arith_heldout"), *args.guard]
+    tasks = [
+        policy["evaluation"].get("task", "autoimprove_arith_heldout"),
+        *policy["evaluation"].get("guard_tasks", []),
+    ]
 
     answers = pool_answers()
     per_round = []
