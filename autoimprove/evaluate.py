@@ -350,6 +350,11 @@ def read_stats(folder: Path) -> dict:
     return json.loads((folder / "stats.json").read_text())
 
 
+def baselines_of(results: dict[str, EvalResult]) -> dict[str, EvalResult]:
+    """The test-time-compute baselines among a round's results, by name, for the gate."""
+    return {k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results}
+
+
 def _main_test_rejects(ctx: RoundContext, specs: list[Spec]) -> str | None:
     """The gate's reason to reject on the main task and baselines alone (None: it would promote
     unless a guard task blocks). Reads the sealed shards of `specs`."""
@@ -359,11 +364,8 @@ def _main_test_rejects(ctx: RoundContext, specs: list[Spec]) -> str | None:
         s.name: eval_result(s.task, read_jsonl(ctx.shard_dir(STEP, s.folder) / "items.jsonl"))
         for s in specs
     }
-    baselines: dict[str, EvalResult] = {
-        k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
-    }
     decision = gate.decide(
-        results["champion"], results["candidate"], ctx.policy.promotion, baselines
+        results["champion"], results["candidate"], ctx.policy.promotion, baselines_of(results)
     )
     return None if decision.promote else decision.reason
 

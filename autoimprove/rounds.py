@@ -30,11 +30,11 @@ from autoimprove.artifacts import is_complete, read_jsonl
 from autoimprove.basemodel import base_name, versions_cache
 from autoimprove.context import Progress, Workspace
 from autoimprove.early_stop import first_items
-from autoimprove.evaluate import load_results, seed_cache_from_candidate
+from autoimprove.evaluate import baselines_of, load_results, seed_cache_from_candidate
 from autoimprove.faults import fault_point
 from autoimprove.policy import Policy
 from autoimprove.store import RoundRow, RoundState, Store
-from autoimprove.types import Candidate, EvalResult
+from autoimprove.types import Candidate
 from autoimprove.verify import load_votes
 
 log = logging.getLogger(__name__)
@@ -305,9 +305,7 @@ class Controller:
         fault_point("decide", "before")
         summary = self._summary(round_id, "evaluate")
         results = load_results(self._step_dir(round_id, "evaluate"), summary)
-        baselines: dict[str, EvalResult] = {
-            k: results[k] for k in ("maj_at_k", "uq_ttc") if k in results
-        }
+        baselines = baselines_of(results)
         stopped = summary.get("stopped_early")
         # No guard results when the candidate stopped early or (guard_scoring: on_promotion)
         # failed the main test: the gate rejects it on those grounds alone.
