@@ -91,10 +91,10 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
-StageMode = Literal["verdict", "quantities", "givens", "steps", "agreement", "pool"]
+StageMode = Literal["verdict", "quantities", "givens", "operands", "steps", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
-    "cycle": ("verdict", "quantities", "givens"),
+    "cycle": ("verdict", "quantities", "givens", "operands"),
     "factuality": ("verdict", "steps"),
     "correctness": ("verdict", "agreement", "pool"),
 }
@@ -108,7 +108,9 @@ class StageSection(_Strict):
     """How the model judges: `verdict` ([[Y]]/[[N]] after reasoning; for capable models),
     `quantities` (cycle only: the inferred question must carry the original's numbers),
     `givens` (cycle only, no judge call: the solution must use every number the question gives;
-    deterministic, so `votes` must be 1),
+    deterministic, so `votes` must be 1), `operands` (cycle only, no judge call: `givens`, but
+    each given number must be an operand of an arithmetic step the solution writes out, as often
+    as the question gives it; `votes` must be 1),
     `steps` (factuality only: the model recomputes every arithmetic step the solution writes
     out, greedy, one vote), `agreement` (correctness only: independent re-solves must reach the
     candidate's answer),
@@ -132,10 +134,10 @@ class StageSection(_Strict):
                 "factuality in steps mode recomputes greedily: a second vote would repeat the "
                 "first; set votes: 1"
             )
-        if self.mode == "givens" and self.votes != 1:
+        if self.mode in ("givens", "operands") and self.votes != 1:
             raise ValueError(
-                "cycle in givens mode is a deterministic check: a second vote would repeat the "
-                "first; set votes: 1"
+                f"cycle in {self.mode} mode is a deterministic check: a second vote would repeat "
+                "the first; set votes: 1"
             )
         return self
 

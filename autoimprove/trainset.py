@@ -12,7 +12,7 @@ to the base model; a round from before that file existed gives its accepted rows
 what came since.
 
 Carried rows were accepted by the cascade of their own round. When this round's cascade runs
-the call-free `cycle: givens` check, carried rows that fail it are dropped (counted as
+a call-free cycle check (`givens` or `operands`), carried rows that fail it are dropped (counted as
 `carried_dropped`): a policy that tightens its cascade should not train on rows the tighter
 cascade would reject, and that check needs no model call to replay. The champion's own rows
 are kept as they are: they are what it was made from.
@@ -28,7 +28,7 @@ Rounds run one at a time and the earlier ones are final before this one trains, 
 from __future__ import annotations
 
 from autoimprove.artifacts import is_complete, read_jsonl
-from autoimprove.cascade.stages.cycle import unused_givens
+from autoimprove.cascade.stages.cycle import CALL_FREE_CHECKS
 from autoimprove.context import RoundContext
 from autoimprove.store import RoundState
 
@@ -85,9 +85,13 @@ def training_set(ctx: RoundContext, accepted: list[dict]) -> tuple[list[dict], d
     sources = [rid for rid, _ in by_round]
     inherited, lineage = champion_rows(ctx) if data == "lineage" else ([], [])
     dropped = 0
-    if any(s.type == "cycle" and s.mode == "givens" for s in ctx.policy.cascade.stages):
-        passing = [r for r in carried if not unused_givens(r["prompt"], r["completion"])]
-        dropped, carried = len(carried) - len(passing), passing
+    for check in [
+        CALL_FREE_CHECKS[s.mode]
+        for s in ctx.policy.cascade.stages
+        if s.type == "cycle" and s.mode in CALL_FREE_CHECKS
+    ]:
+        passing = [r for r in carried if not check(r["prompt"], r["completion"])]
+        dropped, carried = dropped + len(carried) - len(passing), passing
     seen: set[tuple[str, str]] = set()
     tagged: list[tuple[str, dict]] = []
     for origin, group in (("round", accepted), ("carried", carried), ("champion", inherited)):

@@ -93,7 +93,7 @@ def summary_table(d: dict) -> Table:
             sources = ", ".join(str(i) for i in train["carried_from_rounds"])
             origins.append(f"{train['carried_rows']} carried from rejected round(s) {sources}")
         if train.get("carried_dropped"):
-            origins.append(f"{train['carried_dropped']} carried rows dropped by cycle/givens")
+            origins.append(f"{train['carried_dropped']} carried rows dropped by the cycle check")
         if train.get("champion_rows"):
             sources = ", ".join(str(i) for i in train["champion_rounds"])
             origins.append(f"{train['champion_rows']} behind the champion, round(s) {sources}")

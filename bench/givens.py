@@ -1,13 +1,14 @@
-"""Benchmark: the cycle stage's `givens` check replayed on rounds that already ran.
+"""Benchmark: the cycle stage's `givens` and `operands` checks replayed on rounds that already ran.
 
 `givens` rejects a candidate whose visible solution never uses one of the numbers the question
-gives. It makes no model call and is deterministic, so replaying it on recorded candidates is
-exact, and so is pool agreement (no call either). For every round of the workspaces given, on
-the same candidates, with the service's own stage code:
+gives; `operands` one that does not put each of them into a written arithmetic step as often as
+the question gives it. Neither makes a model call, both are deterministic, so replaying them on
+recorded candidates is exact, and so is pool agreement (no call either). For every round of the
+workspaces given, on the same candidates, with the service's own stage code:
 
-- what `givens` does to all candidates: right ones it rejects (its cost) and wrong ones (its use);
-- pool agreement v=2 (all-valid) alone and followed by `givens`;
-- the rows the round accepted (its whole cascade) alone and followed by `givens`: exact too, as
+- what each check does to all candidates: right ones it rejects (its cost) and wrong ones (its use);
+- pool agreement v=2 (all-valid) alone and followed by each check;
+- the rows the round accepted (its whole cascade) alone and followed by each check: exact too, as
   the cascade's stages are unanimous and all-valid, so a row passes them in any order.
 
 Rounds with identical candidates and accepted rows (the same seeds, model and cascade, in
@@ -48,9 +49,15 @@ def replay_round(folder: Path, answers: dict[str, str]) -> dict:
     ]
     ctx = JudgeContext(backend=None, temperature=0.7, max_new_tokens=8)  # type: ignore[arg-type]
     ctx.peers = peers_of(candidates)
-    givens = build_stage("cycle", "givens", ctx)
     pool = build_stage("correctness", "pool", ctx)
-    uses_all = {(v.seed_id, v.candidate_index) for v in givens.judge(candidates, 0) if v.accept}
+    uses_all, operands = (
+        {
+            (v.seed_id, v.candidate_index)
+            for v in build_stage("cycle", mode, ctx).judge(candidates, 0)
+            if v.accept
+        }
+        for mode in ("givens", "operands")
+    )
     agreed = [
         {(v.seed_id, v.candidate_index) for v in pool.judge(candidates, wave) if v.accept}
         for wave in range(2)
@@ -74,10 +81,13 @@ def replay_round(folder: Path, answers: dict[str, str]) -> dict:
     return {
         "candidates": count(),
         "givens_alone": count(uses_all),
+        "operands_alone": count(operands),
         "pool_v2": count(pooled),
         "pool_v2_then_givens": count(pooled, uses_all),
+        "pool_v2_then_operands": count(pooled, operands),
         "accepted": count(accepted),
         "accepted_then_givens": count(accepted, uses_all),
+        "accepted_then_operands": count(accepted, operands),
     }
 
 
@@ -110,21 +120,25 @@ def main() -> None:
                 continue
             seen.add(digest)
             result = replay_round(folder, answers)
-            out.append({"round": f"{ws.parent.name}/{folder.name}", **result})
+            out.append({"round": f"{ws.name}/{folder.name}", **result})
             out[-1]["champion"] = _champion(ws, int(folder.name))
     print(
-        "| round | model | candidates right | givens keeps: right / wrong | pool v=2 (rows, "
-        "precision) | pool v=2 + givens | accepted | accepted + givens |"
+        "| round | model | candidates right | givens keeps: right / wrong | operands keeps: "
+        "right / wrong | pool v=2 (rows, precision) | + givens | + operands | accepted "
+        "| + givens | + operands |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in out:
-        c, g = r["candidates"], r["givens_alone"]
+        c, g, o = r["candidates"], r["givens_alone"], r["operands_alone"]
         wrong = c["rows"] - c["correct"]
         print(
             f"| {r['round']} | {r['champion']} | {c['correct']}/{c['rows']} "
             f"| {g['correct']}/{c['correct']} / {g['rows'] - g['correct']}/{wrong} "
+            f"| {o['correct']}/{c['correct']} / {o['rows'] - o['correct']}/{wrong} "
             f"| {_cell(r['pool_v2'])} | {_cell(r['pool_v2_then_givens'])} "
-            f"| {_cell(r['accepted'])} | {_cell(r['accepted_then_givens'])} |"
+            f"| {_cell(r['pool_v2_then_operands'])} "
+            f"| {_cell(r['accepted'])} | {_cell(r['accepted_then_givens'])} "
+            f"| {_cell(r['accepted_then_operands'])} |"
         )
     if args.json:
         print(json.dumps(out))

@@ -141,6 +141,7 @@ def test_pool_mode_needs_fewer_votes_than_candidates():
     [
         ("factuality", "steps", "factuality in steps mode recomputes greedily", "correctness"),
         ("cycle", "givens", "cycle in givens mode is a deterministic check", "factuality"),
+        ("cycle", "operands", "cycle in operands mode is a deterministic check", "factuality"),
     ],
 )
 def test_deterministic_modes_are_one_vote_of_their_own_stage(tmp_path, kind, mode, why, other):

@@ -80,6 +80,41 @@ def test_cycle_givens_rejects_a_solution_that_drops_a_number_without_a_call():
     assert stage.calls_per_vote == 0 and backend.calls == []
 
 
+def test_cycle_operands_needs_every_given_number_inside_a_written_step():
+    """The two shapes of a confident mistake that `givens` let through in a measured round:
+    a given number restated in prose (or equal to a step's result) but left out of the sums,
+    and one of two equal quantities used once."""
+    backend = ScriptedBackend(lambda prompt, s: pytest.fail("operands must not call the model"))
+    stage = build_stage("cycle", "operands", ctx(backend))
+    school = "4 classes of 18 students; 12 are absent. Groups of 6: how many groups?"
+    right = "4 \\times 18 = 72 students, 72 - 12 = 60 come, \\frac{60}{6} = 10. The answer is 10."
+    restated = "12 students are absent. 4 \\times 18 = 72, 72 \\div 6 = 12. The answer is 12."
+    honey = "Batches of 13 take 5 spoons each. For 26 scones she has 5 spoons. How many to buy?"
+    once = "26 / 13 = 2 batches, 2 * 5 = 10 spoons. The answer is 10."
+    twice = "26 / 13 = 2 batches, 2 * 5 = 10 spoons, 10 - 5 = 5. The answer is 5."
+    no_steps = "She needs two batches, so ten spoons; with 5 already, 5 more. The answer is 5."
+    votes = stage.judge(
+        [
+            Candidate("a", 0, school, right),
+            Candidate("a", 1, school, restated),
+            Candidate("b", 0, honey, once),
+            Candidate("b", 1, honey, twice),
+            Candidate("b", 2, honey, no_steps),
+        ],
+        0,
+    )
+    assert [v.accept for v in votes] == [True, False, False, True, False]
+    assert "unused quantities: ['12']" in votes[1].text
+    assert "unused quantities: ['5']" in votes[2].text
+    # No written step: checked as `givens` (13 and 26 are never mentioned).
+    assert "unused quantities: ['13', '26']" in votes[4].text
+    assert all((v.calls, v.tokens) == (0, 0) for v in votes) and backend.calls == []
+    # The same solutions under `givens`: only the one without steps fails.
+    givens = build_stage("cycle", "givens", ctx(backend))
+    plain = givens.judge([Candidate("a", 1, school, restated), Candidate("b", 0, honey, once)], 0)
+    assert all(v.accept for v in plain)
+
+
 def test_agreement_shares_resolves_per_seed_and_wave():
     answers = {"qA": "The answer is 10.", "qB": "The answer is 5."}
     backend = ScriptedBackend(lambda prompt, s: answers[prompt])

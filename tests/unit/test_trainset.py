@@ -15,6 +15,7 @@ from autoimprove.types import ModelRef
 
 POOL = {"type": "correctness", "mode": "pool", "votes": 2}
 GIVENS = {"type": "cycle", "mode": "givens", "votes": 1}
+OPERANDS = {"type": "cycle", "mode": "operands", "votes": 1}
 
 
 def policy(data: str, mode: str = "continue", stages: tuple = (POOL,)) -> Policy:
@@ -221,8 +222,11 @@ def test_lineage_walks_back_through_the_champions_parents(history):
     assert origin["champion_rounds"] == [later, 2] and origin["carried_from_rounds"] == []
 
 
-def test_a_givens_cascade_drops_carried_rows_that_fail_it_and_keeps_the_champions(tmp_path):
-    """Rows carried from a looser cascade are checked again by the call-free givens check."""
+def test_a_call_free_cycle_check_drops_carried_rows_that_fail_it_and_keeps_the_champions(
+    tmp_path,
+):
+    """Rows carried from a looser cascade are checked again by the call-free cycle check
+    (`givens`, or the stricter `operands`)."""
     ws = Workspace(tmp_path / "ws")
     ws.root.mkdir(parents=True)
     store = Store(ws.state_db)
@@ -235,10 +239,17 @@ def test_a_givens_cascade_drops_carried_rows_that_fail_it_and_keeps_the_champion
     store.commit_step(loose, RoundState.REJECTED, model_version="2")
     uses_all = row("Buys 4 at 7 each?", "4 x 7 = 28. The answer is 28.")
     drops_one = row("Has 50, earns 98, spends 140?", "140 - 98 = 42. The answer is 42.")
+    restates_one = row(
+        "Has 12, eats 3, gives 3?", "Eats 3 and gives 3: 12 - 3 = 9. The answer is 9."
+    )
     with atomic_dir(ws.step_dir(loose, "verify")) as out:
-        write_jsonl(out / "accepted.jsonl", [uses_all, drops_one])
+        write_jsonl(out / "accepted.jsonl", [uses_all, drops_one, restates_one])
     current = store.create_round("h", "{}", "1")
-    for stages, expected in (((POOL,), 2), ((GIVENS, POOL), 1)):
+    for stages, kept in (
+        ((POOL,), [uses_all, drops_one, restates_one]),
+        ((GIVENS, POOL), [uses_all, restates_one]),
+        ((OPERANDS, POOL), [uses_all]),
+    ):
         context = RoundContext(
             round_id=current,
             policy=policy("lineage", "fresh", stages),
@@ -248,6 +259,6 @@ def test_a_givens_cascade_drops_carried_rows_that_fail_it_and_keeps_the_champion
             champion=ModelRef("unused", "unused-adapter", "1"),
         )
         rows, origin = training_set(context, [])
-        assert (origin["carried_rows"], origin["carried_dropped"]) == (expected, 2 - expected)
-        assert uses_all in rows and dropped_by_champion in rows
-        assert (drops_one in rows) is (expected == 2)
+        assert (origin["carried_rows"], origin["carried_dropped"]) == (len(kept), 3 - len(kept))
+        assert dropped_by_champion in rows, "the champion's own rows are kept as they are"
+        assert [r for r in rows if r in (uses_all, drops_one, restates_one)] == kept

@@ -40,7 +40,7 @@ def test_lineage_rows_are_shown_with_the_rounds_they_come_from():
         }
     )
     assert (
-        "57 (30 carried from rejected round(s) 2, 3; 2 carried rows dropped by cycle/givens; "
+        "57 (30 carried from rejected round(s) 2, 3; 2 carried rows dropped by the cycle check; "
         "8 behind the champion, round(s) 1; 4 left out by training.max_rows)"
     ) in text
 

@@ -10,11 +10,18 @@ hidden), then checks the reconstruction against the original:
   the solution itself: a candidate that never uses one of the question's numbers is rejected.
   It catches the promoted model's typical confident mistake (a quantity dropped, every sample
   agreeing), which pool agreement cannot see. Deterministic, so one vote.
+- `operands`: `givens`, stricter and still without a call: each number the question gives must
+  enter an arithmetic step the solution writes out ("72 - 12 = 60"), as many times as the
+  question gives it. A number mentioned only in prose or as a step's result does not count: the
+  model's confident mistakes restate a quantity and then leave it out ("12 students are absent
+  ... 72 / 6 = 12"), or use one of two equal quantities once ("needs 2 x 5 = 10 spoons" where
+  5 are already in the pantry). A solution that writes out no step is checked as `givens`.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from autoimprove.answers import normalize_number, strip_think
 from autoimprove.cascade.stages.base import (
@@ -23,9 +30,11 @@ from autoimprove.cascade.stages.base import (
     verdict_votes,
     visible_solution,
 )
+from autoimprove.cascade.stages.factuality import written_steps
 from autoimprove.types import Candidate, Vote
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_OPERAND = re.compile(r"\d+(?:\.\d+)?")
 
 
 def numbers_in(text: str) -> set[str]:
@@ -40,27 +49,49 @@ def unused_givens(question: str, solution: str) -> set[str]:
     return numbers_in(question) - numbers_in(strip_think(solution))
 
 
+def unused_operands(question: str, solution: str) -> set[str]:
+    """Numbers the question gives more often than the solution's written steps use them as
+    operands (the `operands` check; empty when it passes). Without any written step, the
+    `givens` check."""
+    steps = written_steps(strip_think(solution))
+    if not steps:
+        return unused_givens(question, solution)
+    given = Counter(n for n in map(normalize_number, _NUMBER.findall(question)) if n is not None)
+    used = Counter(
+        n
+        for expression, _ in steps
+        for n in map(normalize_number, _OPERAND.findall(expression))
+        if n is not None
+    )
+    return {n for n, times in given.items() if used[n] < times}
+
+
+CALL_FREE_CHECKS = {"givens": unused_givens, "operands": unused_operands}
+"""The cycle modes that make no judge call: mode -> the numbers a solution leaves unused."""
+
+
 class CycleStage:
     name = "cycle"
 
     def __init__(self, ctx: JudgeContext, mode: str):
         self.ctx = ctx
         self.mode = mode
-        self.calls_per_vote = {"verdict": 2, "quantities": 1, "givens": 0}[mode]
+        self.calls_per_vote = {"verdict": 2, "quantities": 1, "givens": 0, "operands": 0}[mode]
         self.infer_template = load_prompt("cycle_infer")
         self.compare_template = load_prompt("cycle_compare")
 
-    def _givens_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+    def _call_free_votes(self, candidates: list[Candidate], wave: int) -> list[Vote]:
+        unused_in = CALL_FREE_CHECKS[self.mode]
         votes = []
         for c in candidates:
-            unused = unused_givens(c.prompt, c.text)
+            unused = unused_in(c.prompt, c.text)
             text = f"[unused quantities: {sorted(unused)}]" if unused else "[every quantity used]"
             votes.append(Vote.on(c, self.name, wave, not unused, text))
         return votes
 
     def judge(self, candidates: list[Candidate], wave: int) -> list[Vote]:
-        if self.mode == "givens":
-            return self._givens_votes(candidates, wave)
+        if self.mode in CALL_FREE_CHECKS:
+            return self._call_free_votes(candidates, wave)
         inferred = self.ctx.ask(
             [self.infer_template.format(solution=visible_solution(c)) for c in candidates],
             wave,
