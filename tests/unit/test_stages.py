@@ -87,7 +87,10 @@ def test_cycle_operands_needs_every_given_number_inside_a_written_step():
     backend = ScriptedBackend(lambda prompt, s: pytest.fail("operands must not call the model"))
     stage = build_stage("cycle", "operands", ctx(backend))
     school = "4 classes of 18 students; 12 are absent. Groups of 6: how many groups?"
-    right = "4 \\times 18 = 72 students, 72 - 12 = 60 come, \\frac{60}{6} = 10. The answer is 10."
+    right = (
+        "4 \\times 18 = 72 students, 72 - 12 = 60 come, "
+        "\\frac{60 \\text{ students}}{6 \\text{ per group}} = 10. The answer is 10."
+    )
     restated = "12 students are absent. 4 \\times 18 = 72, 72 \\div 6 = 12. The answer is 12."
     honey = "Batches of 13 take 5 spoons each. For 26 scones she has 5 spoons. How many to buy?"
     once = "26 / 13 = 2 batches, 2 * 5 = 10 spoons. The answer is 10."

@@ -30,11 +30,18 @@ from autoimprove.cascade.stages.base import (
     verdict_votes,
     visible_solution,
 )
-from autoimprove.cascade.stages.factuality import written_steps
+from autoimprove.cascade.stages.factuality import plain_arithmetic
 from autoimprove.types import Candidate, Vote
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_OPERAND = re.compile(r"\d+(?:\.\d+)?")
+# A number with an operation next to it ("72 - 12", "\\frac{126}{7}", "6 \\times \\$10"): what is
+# left between them (spaces, brackets, a stray backslash) does not matter. Each number
+# occurrence counts once.
+_OPERAND = re.compile(
+    r"[-+*/][\s\\({]*(\d+(?:\.\d+)?)"  # an operation before it
+    r"|(\d+(?:\.\d+)?)(?=[\s\\)}]*[-+*/])"  # or after it
+)
+_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
 
 
 def numbers_in(text: str) -> set[str]:
@@ -49,20 +56,22 @@ def unused_givens(question: str, solution: str) -> set[str]:
     return numbers_in(question) - numbers_in(strip_think(solution))
 
 
+def operands_in(solution: str) -> Counter[str]:
+    """How often each number enters an arithmetic operation the solution writes out."""
+    # After the markup goes: "\\frac{126 \\text{ beads}}{7 \\text{ friends}}" is a fraction too.
+    text = _FRACTION.sub(r"(\1) / (\2)", plain_arithmetic(strip_think(solution)))
+    found = (normalize_number(a or b) for a, b in _OPERAND.findall(text))
+    return Counter(n for n in found if n is not None)
+
+
 def unused_operands(question: str, solution: str) -> set[str]:
-    """Numbers the question gives more often than the solution's written steps use them as
-    operands (the `operands` check; empty when it passes). Without any written step, the
-    `givens` check."""
-    steps = written_steps(strip_think(solution))
-    if not steps:
+    """Numbers the question gives more often than the solution puts them into an arithmetic
+    operation (the `operands` check; empty when it passes). A solution that writes no
+    operation at all gets the `givens` check."""
+    used = operands_in(solution)
+    if not used:
         return unused_givens(question, solution)
     given = Counter(n for n in map(normalize_number, _NUMBER.findall(question)) if n is not None)
-    used = Counter(
-        n
-        for expression, _ in steps
-        for n in map(normalize_number, _OPERAND.findall(expression))
-        if n is not None
-    )
     return {n for n, times in given.items() if used[n] < times}
 
 

@@ -52,12 +52,16 @@ STEP_MAX_NEW_TOKENS = 24
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/]")
 
 
-def written_steps(solution: str) -> list[tuple[str, str]]:
-    """The arithmetic steps a solution writes out, as (expression, stated result)."""
-    text = solution
+def plain_arithmetic(text: str) -> str:
+    """The text with LaTeX and Unicode operations spelled `+ - * /` and markup removed."""
     for pattern, replacement in _REWRITES:
         text = pattern.sub(replacement, text)
-    return [(" ".join(e.split()), r) for e, r in _STEP.findall(text)]
+    return text
+
+
+def written_steps(solution: str) -> list[tuple[str, str]]:
+    """The arithmetic steps a solution writes out, as (expression, stated result)."""
+    return [(" ".join(e.split()), r) for e, r in _STEP.findall(plain_arithmetic(solution))]
 
 
 class FactualityStage:
