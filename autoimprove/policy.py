@@ -109,8 +109,8 @@ class StageSection(_Strict):
     `quantities` (cycle only: the inferred question must carry the original's numbers),
     `givens` (cycle only, no judge call: the solution must use every number the question gives;
     deterministic, so `votes` must be 1), `operands` (cycle only, no judge call: `givens`, but
-    each given number must be an operand of an arithmetic step the solution writes out, as often
-    as the question gives it; `votes` must be 1),
+    each given number must stand next to an arithmetic operation the solution writes out, as
+    often as the question gives it; `votes` must be 1),
     `steps` (factuality only: the model recomputes every arithmetic step the solution writes
     out, greedy, one vote), `agreement` (correctness only: independent re-solves must reach the
     candidate's answer),

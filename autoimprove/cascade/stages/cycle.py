@@ -11,11 +11,12 @@ hidden), then checks the reconstruction against the original:
   It catches the promoted model's typical confident mistake (a quantity dropped, every sample
   agreeing), which pool agreement cannot see. Deterministic, so one vote.
 - `operands`: `givens`, stricter and still without a call: each number the question gives must
-  enter an arithmetic step the solution writes out ("72 - 12 = 60"), as many times as the
-  question gives it. A number mentioned only in prose or as a step's result does not count: the
-  model's confident mistakes restate a quantity and then leave it out ("12 students are absent
-  ... 72 / 6 = 12"), or use one of two equal quantities once ("needs 2 x 5 = 10 spoons" where
-  5 are already in the pantry). A solution that writes out no step is checked as `givens`.
+  stand next to an arithmetic operation the solution writes out ("72 - 12", "\\frac{60}{6}"), as
+  many times as the question gives it. A number mentioned only in prose or as a step's result
+  does not count: the model's confident mistakes restate a quantity and then leave it out
+  ("12 students are absent ... 72 / 6 = 12"), or use one of two equal quantities once ("needs
+  2 x 5 = 10 spoons" where 5 are already in the pantry). A solution that writes out no
+  operation at all is checked as `givens`.
 """
 
 from __future__ import annotations
