@@ -80,7 +80,7 @@ def test_cycle_givens_rejects_a_solution_that_drops_a_number_without_a_call():
     assert stage.calls_per_vote == 0 and backend.calls == []
 
 
-def test_cycle_operands_needs_every_given_number_inside_a_written_step():
+def test_cycle_operands_needs_every_given_number_next_to_a_written_operation():
     """The two shapes of a confident mistake that `givens` let through in a measured round:
     a given number restated in prose (or equal to a step's result) but left out of the sums,
     and one of two equal quantities used once."""
@@ -109,7 +109,7 @@ def test_cycle_operands_needs_every_given_number_inside_a_written_step():
     assert [v.accept for v in votes] == [True, False, False, True, False]
     assert "unused quantities: ['12']" in votes[1].text
     assert "unused quantities: ['5']" in votes[2].text
-    # No written step: checked as `givens` (13 and 26 are never mentioned).
+    # No written operation: checked as `givens` (13 and 26 are never mentioned).
     assert "unused quantities: ['13', '26']" in votes[4].text
     assert all((v.calls, v.tokens) == (0, 0) for v in votes) and backend.calls == []
     # The same solutions under `givens`: only the one without steps fails.

@@ -86,7 +86,9 @@ class CycleStage:
     def __init__(self, ctx: JudgeContext, mode: str):
         self.ctx = ctx
         self.mode = mode
-        self.calls_per_vote = {"verdict": 2, "quantities": 1, "givens": 0, "operands": 0}[mode]
+        self.calls_per_vote = (
+            0 if mode in CALL_FREE_CHECKS else {"verdict": 2, "quantities": 1}[mode]
+        )
         self.infer_template = load_prompt("cycle_infer")
         self.compare_template = load_prompt("cycle_compare")
 
