@@ -1,18 +1,20 @@
 """Benchmark: training settings (lr, epochs, rank, data) replayed on a finished round's rows.
 
-Takes a workspace whose round R was scored by the gate, and trained from the base model: R ran
-on the base, or R's policy trains a new adapter each round (`training.mode: fresh`). For each
-`--set` (comma-separated dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`)
-it retrains R's adapter on the rows R's policy, so changed and validated, trains on (R's own;
-with `training.data=since_champion` also the carried ones, with `lineage` also the rows behind
-R's champion), from the same base with the same training seed, and scores it greedily on the
-held-out items R's candidate was scored on (all of them, or the first look's; `--items N`: the
-first N). Reports, per setting, training steps and time, pass@1 and the exact McNemar test
-against R's champion and against R's own candidate (on the items both were scored on).
+Takes a workspace whose round R was scored by the gate. For each `--set` (comma-separated
+dotted policy fields, e.g. `training.learning_rate=3e-4,training.epochs=3`) it retrains R's
+adapter on the rows R's policy, so changed and validated, trains on (R's own; with
+`training.data=since_champion` also the carried ones, with `lineage` also the rows behind R's
+champion), with the same training seed, from the base model (`training.mode=fresh`, or R ran on
+the base) or from R's champion's adapter (`continue`: its copy in the workspace's version
+cache), and scores it greedily on the held-out items R's candidate was scored on (all of them,
+or the first look's; `--items N`: the first N). Reports, per setting, training steps and time,
+pass@1 and the exact McNemar test against R's champion and against R's own candidate (on the
+items both were scored on).
 `--keep DIR` keeps each setting's adapter (safetensors) under DIR/1, DIR/2, ... Writes
 bench/out/training-<stamp>.json.
 
     python bench/training.py /tmp/issue6c/ws --round 2 --set training.data=since_champion
+    python bench/training.py ws --round 2 --set training.mode=continue,training.data=round
     python bench/training.py /tmp/issue6c/ws --round 2 \
         --set training.learning_rate=3e-4 --set training.learning_rate=1e-3
     python bench/training.py /tmp/issue6g/ws --round 5 --set training.learning_rate=3e-4 \
@@ -54,7 +56,7 @@ def main() -> None:
 
     from results import finished_rounds, paired, provenance, save
 
-    from autoimprove.basemodel import resolve_base
+    from autoimprove.basemodel import champion_adapter_dir, resolve_base
     from autoimprove.context import RoundContext
     from autoimprove.evaluate import evaluate_model
     from autoimprove.train import train_adapter, training_start
@@ -72,13 +74,14 @@ def main() -> None:
     for setting in args.settings:
         policy = overridden(row.policy_json, setting)
         base = resolve_base(policy)
-        # The champion's version picks the carried and lineage rows; training starts from
-        # the base (a `continue` round on a champion would need its adapter: refused).
-        champion = ModelRef(str(base), None, row.parent_version)
+        # The champion's version picks the carried and lineage rows; `continue` starts from
+        # its adapter, as the round's worker would.
+        adapter = champion_adapter_dir(ws, row.parent_version) if row.parent_version else None
+        if adapter is not None and not adapter.is_dir():
+            raise SystemExit(f"version {row.parent_version}'s adapter is not cached at {adapter}")
+        champion = ModelRef(str(base), str(adapter) if adapter else None, row.parent_version)
         ctx = RoundContext(args.round, policy, ws, store, base, champion)
         start = training_start(ctx)
-        if start.version is not None:
-            raise SystemExit(f"round {args.round} continues version {start.version}'s adapter")
         rows, origin = training_set(ctx, load_accepted(ctx))
         scratch = Path(tempfile.mkdtemp(prefix="training-"))
         started = time.perf_counter()
