@@ -91,6 +91,8 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
+# Cycle modes that make no judge call (the stage's CALL_FREE_CHECKS holds their checks).
+CALL_FREE_MODES = ("givens", "operands")
 StageMode = Literal["verdict", "quantities", "givens", "operands", "steps", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
@@ -134,7 +136,7 @@ class StageSection(_Strict):
                 "factuality in steps mode recomputes greedily: a second vote would repeat the "
                 "first; set votes: 1"
             )
-        if self.mode in ("givens", "operands") and self.votes != 1:
+        if self.mode in CALL_FREE_MODES and self.votes != 1:
             raise ValueError(
                 f"cycle in {self.mode} mode is a deterministic check: a second vote would repeat "
                 "the first; set votes: 1"

@@ -32,6 +32,7 @@ from autoimprove.cascade.stages.base import (
     visible_solution,
 )
 from autoimprove.cascade.stages.factuality import plain_arithmetic
+from autoimprove.policy import CALL_FREE_MODES
 from autoimprove.types import Candidate, Vote
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -77,6 +78,7 @@ def unused_operands(question: str, solution: str) -> set[str]:
 
 
 CALL_FREE_CHECKS = {"givens": unused_givens, "operands": unused_operands}
+assert set(CALL_FREE_CHECKS) == set(CALL_FREE_MODES), "policy.CALL_FREE_MODES is out of date"
 """The cycle modes that make no judge call: mode -> the numbers a solution leaves unused."""
 
 
