@@ -78,8 +78,8 @@ def unused_operands(question: str, solution: str) -> set[str]:
 
 
 CALL_FREE_CHECKS = {"givens": unused_givens, "operands": unused_operands}
-assert set(CALL_FREE_CHECKS) == set(CALL_FREE_MODES), "policy.CALL_FREE_MODES is out of date"
 """The cycle modes that make no judge call: mode -> the numbers a solution leaves unused."""
+assert set(CALL_FREE_CHECKS) == set(CALL_FREE_MODES), "policy.CALL_FREE_MODES is out of date"
 
 
 class CycleStage:
