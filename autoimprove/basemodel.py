@@ -6,6 +6,7 @@ from pathlib import Path
 
 from autoimprove.context import Workspace
 from autoimprove.policy import EMBEDDED, Policy
+from autoimprove.types import ModelRef
 
 
 def base_name(policy: Policy) -> str:
@@ -39,3 +40,10 @@ def versions_cache(workspace: Workspace) -> Path:
 def champion_adapter_dir(workspace: Workspace, version: str) -> Path:
     """A downloaded version's adapter, as the steps read it."""
     return versions_cache(workspace) / f"v{version}" / "model" / "artifacts" / "adapter"
+
+
+def champion_ref(workspace: Workspace, base_dir: Path, version: str | None) -> ModelRef:
+    """A round's champion as the steps load it: the base model alone (no version yet), or the
+    base with the version's downloaded adapter."""
+    adapter = champion_adapter_dir(workspace, version) if version else None
+    return ModelRef(str(base_dir), str(adapter) if adapter else None, version)

@@ -91,7 +91,8 @@ class GenerationSection(_Strict):
 
 
 StageType = Literal["cycle", "factuality", "correctness"]
-# Cycle modes that make no judge call (the stage's CALL_FREE_CHECKS holds their checks).
+# Cycle modes that make no judge call (the stage's CALL_FREE_CHECKS holds their checks; a
+# unit test keeps the two lists equal).
 CALL_FREE_MODES = ("givens", "operands")
 StageMode = Literal["verdict", "quantities", "givens", "operands", "steps", "agreement", "pool"]
 

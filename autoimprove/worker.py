@@ -54,11 +54,10 @@ def _emit(label: str, done: int, total: int) -> None:
 
 
 def run_step(step: str, round_id: int, workspace: Path) -> dict:
-    from autoimprove.basemodel import champion_adapter_dir, resolve_base
+    from autoimprove.basemodel import champion_ref, resolve_base
     from autoimprove.context import RoundContext, Workspace
     from autoimprove.policy import Policy
     from autoimprove.store import Store
-    from autoimprove.types import ModelRef
 
     ws = Workspace(workspace)
     store = Store(ws.state_db)
@@ -67,14 +66,13 @@ def run_step(step: str, round_id: int, workspace: Path) -> dict:
         raise SystemExit(f"no round {round_id} in {workspace}")
     policy = Policy.model_validate_json(row.policy_json)
     base_dir = resolve_base(policy)
-    adapter = champion_adapter_dir(ws, row.parent_version) if row.parent_version else None
     ctx = RoundContext(
         round_id=round_id,
         policy=policy,
         workspace=ws,
         store=store,
         base_dir=base_dir,
-        champion=ModelRef(str(base_dir), str(adapter) if adapter else None, row.parent_version),
+        champion=champion_ref(ws, base_dir, row.parent_version),
         progress=_emit,
     )
     if step == "generate":

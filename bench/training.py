@@ -56,7 +56,7 @@ def main() -> None:
 
     from results import finished_rounds, paired, provenance, save
 
-    from autoimprove.basemodel import champion_adapter_dir, resolve_base
+    from autoimprove.basemodel import champion_ref, resolve_base
     from autoimprove.context import RoundContext
     from autoimprove.evaluate import evaluate_model
     from autoimprove.train import train_adapter, training_start
@@ -76,10 +76,9 @@ def main() -> None:
         base = resolve_base(policy)
         # The champion's version picks the carried and lineage rows; `continue` starts from
         # its adapter, as the round's worker would.
-        adapter = champion_adapter_dir(ws, row.parent_version) if row.parent_version else None
-        if adapter is not None and not adapter.is_dir():
-            raise SystemExit(f"version {row.parent_version}'s adapter is not cached at {adapter}")
-        champion = ModelRef(str(base), str(adapter) if adapter else None, row.parent_version)
+        champion = champion_ref(ws, base, row.parent_version)
+        if champion.adapter_dir and not Path(champion.adapter_dir).is_dir():
+            raise SystemExit(f"version {champion.version}'s adapter is not cached")
         ctx = RoundContext(args.round, policy, ws, store, base, champion)
         start = training_start(ctx)
         rows, origin = training_set(ctx, load_accepted(ctx))

@@ -265,3 +265,11 @@ def test_factuality_steps_charges_a_shared_question_once():
     # Asked: 48 + 22, 22 + 48 (alone's last +), 70 + 5 and 5 + 70 (the chain's).
     assert len(backend.calls) == 4
     assert sum(v.calls for v in votes) == 4 and [v.calls for v in votes] == [2, 2]
+
+
+def test_the_policy_names_every_call_free_cycle_check():
+    """The policy's one-vote rule and the stage's check table list the same call-free modes."""
+    from autoimprove.cascade.stages.cycle import CALL_FREE_CHECKS
+    from autoimprove.policy import CALL_FREE_MODES
+
+    assert set(CALL_FREE_CHECKS) == set(CALL_FREE_MODES)
