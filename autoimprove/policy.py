@@ -97,7 +97,7 @@ CALL_FREE_MODES = ("givens", "operands")
 StageMode = Literal["verdict", "quantities", "givens", "operands", "steps", "agreement", "pool"]
 
 _MODES_BY_STAGE: dict[str, tuple[str, ...]] = {
-    "cycle": ("verdict", "quantities", "givens", "operands"),
+    "cycle": ("verdict", "quantities", *CALL_FREE_MODES),
     "factuality": ("verdict", "steps"),
     "correctness": ("verdict", "agreement", "pool"),
 }

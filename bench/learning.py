@@ -14,6 +14,7 @@ bench/out/learning-<stamp>.json and bench/out/learning-<stamp>.png.
 
     python bench/learning.py --rounds 3 --guard autoimprove_arith_transfer --guard-alpha 0.05
     python bench/learning.py --rounds 3 --set evaluation.limit=192,evaluation.early_stop=96
+    python bench/learning.py --policy policies/quickstart.yaml --base-cache bench/out/ws-q3
 """
 
 from __future__ import annotations
@@ -188,6 +189,29 @@ def _plot(history: dict[int, dict[str, dict[str, float]]], tasks: list[str], pat
     plt.close(fig)
 
 
+def _copy_base_cache(source: Path, ws: Path, policy) -> list[str]:  # noqa: ANN001 - Policy
+    """Copy SOURCE's cached champion-side evaluations of the base model into WS, each only where
+    the service's own cache key for this policy names it (the same evaluation). Returns the
+    names of the evaluations copied."""
+    import shutil
+
+    from autoimprove.evaluate import cache_key, plan
+    from autoimprove.types import ModelRef
+
+    base = ModelRef("", None, None)  # the key depends on the version; None = the base model
+    copied = []
+    for spec in plan(policy):
+        if spec.side != "champion":
+            continue
+        key = cache_key(policy, base, spec)
+        found = source / "cache" / "evals" / key
+        if found.is_dir():
+            shutil.copytree(found, ws / "cache" / "evals" / key, dirs_exist_ok=True)
+            copied.append(spec.name)
+    print(f"base evaluations reused from {source}: {copied or 'none matched'}", flush=True)
+    return copied
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default=str(ROOT / "policies" / "quickstart.yaml"))
@@ -199,6 +223,12 @@ def main() -> None:
     parser.add_argument("--guard-alpha", type=float, help="set promotion.guard_alpha")
     parser.add_argument("--screen", type=int, help="set generation.screen")
     parser.add_argument("--workspace", help="default: a fresh folder under bench/out/")
+    parser.add_argument(
+        "--base-cache",
+        metavar="WORKSPACE",
+        help="copy the base model's cached champion-side evaluations from WORKSPACE where the "
+        "service's cache key matches (saves re-scoring the base on a fresh workspace)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -233,9 +263,10 @@ def main() -> None:
         results.assign(policy, setting)
     from autoimprove.policy import Policy
 
-    Policy.model_validate(policy)  # a misspelt --set field fails here, before any round
+    validated = Policy.model_validate(policy)  # a misspelt --set field fails here
     policy_path = ws / "bench-policy.yaml"
     ws.mkdir(parents=True, exist_ok=True)
+    reused = _copy_base_cache(Path(args.base_cache), ws, validated) if args.base_cache else []
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
     tasks = [
         policy["evaluation"].get("task", "autoimprove_arith_heldout"),
@@ -315,6 +346,7 @@ def main() -> None:
         **provenance(),
         "workspace": str(ws),
         "policy": policy,
+        "base_cache": {"from": args.base_cache, "reused": reused},
         "rounds": per_round,
         "base_pass_at_1": base,
         "final_champion": status["champion"],
