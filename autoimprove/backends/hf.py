@@ -1,12 +1,12 @@
 """Transformers generation backend: the CPU default, also usable on one GPU.
 
 Loads the base model and, if the model reference has one, the champion's LoRA adapter, merged
-into the weights (an unmerged adapter made evaluation 1.9x slower here). Generation is always
-batched: conversations are expanded to `n` rows each, sorted by prompt length so a batch pads
-little, left-padded, and generated `batch_size` rows at a time (batch 16 gave 10.8x the tokens/s
-of batch 1 on 2 CPU cores). Each prompt in a batch is encoded once and its KV cache copied to its
-rows; sampling works on the top-50 tokens only (together 1.65x the tokens/s of per-row prompts
-and whole-vocabulary warpers, BENCHMARKS.md).
+into the weights (1.05x the tokens/s of the unmerged PEFT model on 2 bf16 cores, BENCHMARKS.md).
+Generation is always batched: conversations are expanded to `n` rows each, sorted by prompt
+length so a batch pads little, left-padded, and generated `batch_size` rows at a time (batch 16
+gave 10.8x the tokens/s of batch 1 on 2 CPU cores). Each prompt in a batch is encoded once and
+its KV cache copied to its rows; sampling works on the top-50 tokens only (together 1.65x the
+tokens/s of per-row prompts and whole-vocabulary warpers, BENCHMARKS.md).
 """
 
 from __future__ import annotations
