@@ -48,9 +48,8 @@ def main() -> None:
     sampling = Sampling(
         n=1, temperature=0.0, max_new_tokens=policy.generation.max_new_tokens, stop_at_answer=True
     )
-    merged = HFBackend(
-        ModelRef(base, args.adapter), policy.model.dtype, args.batch
-    )  # load_model merges
+    # What the service runs: load_model merges the adapter into the weights.
+    merged = HFBackend(ModelRef(base, args.adapter), policy.model.dtype, args.batch)
     plain, tokenizer = load_model(ModelRef(base), policy.model.dtype)
     unmerged_model = PeftModel.from_pretrained(plain, args.adapter).eval()
     unmerged = HFBackend(
