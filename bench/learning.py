@@ -195,6 +195,7 @@ def _copy_base_cache(source: Path, ws: Path, policy) -> list[str]:  # noqa: ANN0
     names of the evaluations copied."""
     import shutil
 
+    from autoimprove.context import Workspace
     from autoimprove.evaluate import cache_key, plan
     from autoimprove.types import ModelRef
 
@@ -204,9 +205,9 @@ def _copy_base_cache(source: Path, ws: Path, policy) -> list[str]:  # noqa: ANN0
         if spec.side != "champion":
             continue
         key = cache_key(policy, base, spec)
-        found = source / "cache" / "evals" / key
+        found = Workspace(source).eval_cache / key
         if found.is_dir():
-            shutil.copytree(found, ws / "cache" / "evals" / key, dirs_exist_ok=True)
+            shutil.copytree(found, Workspace(ws).eval_cache / key, dirs_exist_ok=True)
             copied.append(spec.name)
     print(f"base evaluations reused from {source}: {copied or 'none matched'}", flush=True)
     return copied

@@ -14,6 +14,7 @@ token-identical (bf16 merging rounds the weights once, so a few rows may differ)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -30,8 +31,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    import json
 
     from peft import PeftModel
     from results import pool_prompts, provenance, save
