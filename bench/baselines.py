@@ -7,7 +7,15 @@ quickstart cascade). Prints and writes bench/out/baselines-<timestamp>.json with
 interval, calls and tokens per question, and wall seconds for each. The champion-side seconds
 are what the eval cache saves in every round that keeps the champion.
 
+`--adapter DIR` scores the base with that LoRA adapter instead (a version's
+`cache/versions/v<N>/model/artifacts/adapter`); `--runs` picks which of the three to run;
+`--against FILE` (a round's `evaluate/candidate.jsonl` or `champion.jsonl`) adds each run's won /
+lost / exact McNemar p against that greedy evaluation on the items both scored (won: items
+the run got right and FILE did not).
+
     python bench/baselines.py --limit 24 --k 4 --n 4
+    python bench/baselines.py --limit 240 --runs maj_at_k \
+        --against bench/out/ws-r8/rounds/00001/evaluate/candidate.jsonl
 """
 
 from __future__ import annotations
@@ -27,11 +35,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=24)
     parser.add_argument("--k", type=int, default=4, help="maj@k samples per question")
     parser.add_argument("--n", type=int, default=4, help="UQ-TTC candidates per question")
+    parser.add_argument("--adapter", help="a LoRA adapter folder on the base (default: the base)")
+    parser.add_argument(
+        "--runs",
+        default="champion,maj_at_k,uq_ttc",
+        help="comma-separated subset of champion, maj_at_k, uq_ttc",
+    )
+    parser.add_argument("--against", help="a greedy evaluation JSONL (item_id, correct)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-    from results import provenance, save
+    from results import paired, provenance, save
 
     from autoimprove.backends.hf import load_model
     from autoimprove.basemodel import resolve_base
@@ -49,7 +64,7 @@ def main() -> None:
         }
     )
     policy = policy.model_copy(update={"evaluation": evaluation})
-    ref = ModelRef(str(resolve_base(policy)))
+    ref = ModelRef(str(resolve_base(policy)), args.adapter)
     loaded = load_model(ref, policy.model.dtype)
     runs = {
         "champion": lambda: evaluate_model(
@@ -58,11 +73,21 @@ def main() -> None:
         "maj_at_k": lambda: evaluate_maj_at_k(ref, policy, loaded),
         "uq_ttc": lambda: evaluate_uq_ttc(ref, policy, loaded),
     }
+    wanted = args.runs.split(",")
+    if unknown := sorted(set(wanted) - set(runs)):
+        raise SystemExit(f"--runs: unknown {unknown}; choose from {sorted(runs)}")
+    against = None
+    if args.against:
+        with open(args.against) as f:
+            against = {r["item_id"]: bool(r["correct"]) for r in map(json.loads, f)}
     results = {}
-    for name, fn in runs.items():
+    for name in wanted:
         started = time.perf_counter()
-        result = fn()
+        result = runs[name]()
         results[name] = {**describe(result), "seconds": round(time.perf_counter() - started, 1)}
+        if against is not None:
+            mine = dict(zip(result.item_ids, result.correct, strict=True))
+            results[name]["against"] = paired(against, mine)  # won: this run right, FILE wrong
         print(name, json.dumps(results[name]), flush=True)
     out = {
         "bench": "baselines",
@@ -72,6 +97,8 @@ def main() -> None:
         "limit": args.limit,
         "k": args.k,
         "n": args.n,
+        "adapter": args.adapter,
+        "against": args.against,
         "cascade": [s.model_dump() for s in policy.cascade.stages],
         "results": results,
     }
