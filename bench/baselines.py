@@ -14,7 +14,7 @@ lost / exact McNemar p against that greedy evaluation on the items both scored (
 the run got right and FILE did not).
 
     python bench/baselines.py --limit 24 --k 4 --n 4
-    python bench/baselines.py --limit 240 --runs maj_at_k \
+    python bench/baselines.py --limit 96 --runs maj_at_k \
         --against bench/out/ws-r8/rounds/00001/evaluate/candidate.jsonl
 """
 
