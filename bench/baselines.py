@@ -38,8 +38,9 @@ def main() -> None:
     parser.add_argument("--adapter", help="a LoRA adapter folder on the base (default: the base)")
     parser.add_argument(
         "--runs",
-        default="champion,maj_at_k,uq_ttc",
-        help="comma-separated subset of champion, maj_at_k, uq_ttc",
+        nargs="+",
+        choices=["champion", "maj_at_k", "uq_ttc"],
+        default=["champion", "maj_at_k", "uq_ttc"],
     )
     parser.add_argument("--against", help="a greedy evaluation JSONL (item_id, correct)")
     args = parser.parse_args()
@@ -48,6 +49,7 @@ def main() -> None:
 
     from results import paired, provenance, save
 
+    from autoimprove.artifacts import read_jsonl
     from autoimprove.backends.hf import load_model
     from autoimprove.basemodel import resolve_base
     from autoimprove.evaluate import describe, evaluate_maj_at_k, evaluate_model, evaluate_uq_ttc
@@ -73,15 +75,11 @@ def main() -> None:
         "maj_at_k": lambda: evaluate_maj_at_k(ref, policy, loaded),
         "uq_ttc": lambda: evaluate_uq_ttc(ref, policy, loaded),
     }
-    wanted = args.runs.split(",")
-    if unknown := sorted(set(wanted) - set(runs)):
-        raise SystemExit(f"--runs: unknown {unknown}; choose from {sorted(runs)}")
     against = None
     if args.against:
-        with open(args.against) as f:
-            against = {r["item_id"]: bool(r["correct"]) for r in map(json.loads, f)}
+        against = {r["item_id"]: bool(r["correct"]) for r in read_jsonl(Path(args.against))}
     results = {}
-    for name in wanted:
+    for name in args.runs:
         started = time.perf_counter()
         result = runs[name]()
         results[name] = {**describe(result), "seconds": round(time.perf_counter() - started, 1)}
